@@ -1,0 +1,264 @@
+// Python bindings of the dlx kernels, kept thin: refuse anything but C-contiguous float32/float64
+// arrays (no silent conversion), check shapes, allocate outputs with the GIL held, then run the
+// kernel with the GIL released. dlx.ops is the public front; it validates before calling here,
+// and these checks guard the module against direct use.
+#include <omp.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "conv.h"
+#include "pool.h"
+
+namespace py = pybind11;
+using dlx::Frame;
+using dlx::index_t;
+using dlx::Window2d;
+
+namespace {
+
+template <typename T>
+using Array = py::array_t<T, py::array::c_style>;
+
+std::string shape_of(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(a.shape(i));
+  }
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+void check_ndim(const py::array& a, py::ssize_t ndim, const char* name) {
+  if (a.ndim() != ndim) dlx::fail(name, " must be ", ndim, "-D, got shape ", shape_of(a));
+}
+
+Window2d make_window(index_t kh, index_t kw, index_t sh, index_t sw, index_t ph, index_t pw) {
+  if (kh <= 0 || kw <= 0) dlx::fail("kernel_size must be positive, got (", kh, ", ", kw, ")");
+  if (sh <= 0 || sw <= 0) dlx::fail("stride must be positive, got (", sh, ", ", sw, ")");
+  if (ph < 0 || pw < 0) dlx::fail("pad must be non-negative, got (", ph, ", ", pw, ")");
+  return Window2d{kh, kw, sh, sw, ph, pw};
+}
+
+// The frame of an (N, C, H, W) input under a window, refusing windows that do not fit.
+Frame frame_for(index_t n, index_t c, index_t h, index_t w, const Window2d& win) {
+  if (n < 0 || c < 0 || h < 0 || w < 0) dlx::fail("negative input size");
+  if (win.kh > h + 2 * win.ph || win.kw > w + 2 * win.pw) {
+    dlx::fail("kernel (", win.kh, ", ", win.kw, ") is larger than the padded input (",
+              h + 2 * win.ph, ", ", w + 2 * win.pw, ")");
+  }
+  return dlx::make_frame(n, c, h, w, win);
+}
+
+Frame frame_of(const py::array& x, const Window2d& win) {
+  check_ndim(x, 4, "x");
+  return frame_for(x.shape(0), x.shape(1), x.shape(2), x.shape(3), win);
+}
+
+void check_pool_pad(const Window2d& win) {
+  if (2 * win.ph > win.kh || 2 * win.pw > win.kw) {
+    dlx::fail("pad (", win.ph, ", ", win.pw, ") must be at most half of kernel_size (", win.kh,
+              ", ", win.kw, ")");
+  }
+}
+
+void check_shape(const py::array& a, std::initializer_list<index_t> shape, const char* name) {
+  bool same = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  py::ssize_t i = 0;
+  std::string want = "(";
+  for (index_t s : shape) {
+    if (same && a.shape(i) != s) same = false;
+    want += (i ? ", " : "") + std::to_string(s);
+    ++i;
+  }
+  if (!same) dlx::fail(name, " must have shape ", want, "), got ", shape_of(a));
+}
+
+template <typename T>
+Array<T> im2col(const Array<T>& x, index_t kh, index_t kw, index_t sh, index_t sw, index_t ph,
+                index_t pw) {
+  const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
+  const Frame f = frame_of(x, win);
+  Array<T> col({f.n * f.out_plane(), f.c * kh * kw});
+  py::gil_scoped_release release;
+  dlx::im2col(x.data(), f, win, col.mutable_data());
+  return col;
+}
+
+template <typename T>
+Array<T> col2im(const Array<T>& col, std::tuple<index_t, index_t, index_t, index_t> x_shape,
+                index_t kh, index_t kw, index_t sh, index_t sw, index_t ph, index_t pw) {
+  const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
+  const auto [n, c, h, w] = x_shape;
+  const Frame f = frame_for(n, c, h, w, win);
+  check_shape(col, {f.n * f.out_plane(), f.c * kh * kw}, "col");
+  Array<T> x({n, c, h, w});
+  py::gil_scoped_release release;
+  dlx::col2im(col.data(), f, win, x.mutable_data());
+  return x;
+}
+
+template <typename T>
+Array<T> conv2d_forward(const Array<T>& x, const Array<T>& w, std::optional<Array<T>> b,
+                        index_t sh, index_t sw, index_t ph, index_t pw) {
+  check_ndim(w, 4, "w");
+  const Window2d win = make_window(w.shape(2), w.shape(3), sh, sw, ph, pw);
+  const Frame f = frame_of(x, win);
+  const index_t fn = w.shape(0);
+  if (w.shape(1) != f.c) dlx::fail("w has ", w.shape(1), " input channels but x has ", f.c);
+  if (b) check_shape(*b, {fn}, "b");
+  Array<T> y({f.n, fn, f.oh, f.ow});
+  const T* bias = b ? b->data() : nullptr;
+  py::gil_scoped_release release;
+  dlx::conv2d_forward(x.data(), w.data(), bias, y.mutable_data(), f, fn, win);
+  return y;
+}
+
+template <typename T>
+std::tuple<Array<T>, Array<T>, Array<T>> conv2d_backward(const Array<T>& dy, const Array<T>& x,
+                                                         const Array<T>& w, index_t sh,
+                                                         index_t sw, index_t ph, index_t pw) {
+  check_ndim(w, 4, "w");
+  const Window2d win = make_window(w.shape(2), w.shape(3), sh, sw, ph, pw);
+  const Frame f = frame_of(x, win);
+  const index_t fn = w.shape(0);
+  if (w.shape(1) != f.c) dlx::fail("w has ", w.shape(1), " input channels but x has ", f.c);
+  check_shape(dy, {f.n, fn, f.oh, f.ow}, "dy");
+  Array<T> dx({f.n, f.c, f.h, f.w});
+  Array<T> dw({fn, f.c, win.kh, win.kw});
+  Array<T> db({fn});
+  {
+    py::gil_scoped_release release;
+    dlx::conv2d_backward(dy.data(), x.data(), w.data(), dx.mutable_data(), dw.mutable_data(),
+                         db.mutable_data(), f, fn, win);
+  }
+  return {dx, dw, db};
+}
+
+template <typename T>
+std::tuple<Array<T>, Array<std::int64_t>> max_pool2d_forward(const Array<T>& x, index_t kh,
+                                                             index_t kw, index_t sh, index_t sw,
+                                                             index_t ph, index_t pw) {
+  const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
+  check_pool_pad(win);
+  const Frame f = frame_of(x, win);
+  Array<T> y({f.n, f.c, f.oh, f.ow});
+  Array<std::int64_t> argmax({f.n, f.c, f.oh, f.ow});
+  {
+    py::gil_scoped_release release;
+    dlx::max_pool2d_forward(x.data(), y.mutable_data(), argmax.mutable_data(), f, win);
+  }
+  return {y, argmax};
+}
+
+template <typename T>
+Array<T> max_pool2d_backward(const Array<T>& dy, const Array<std::int64_t>& argmax,
+                             std::tuple<index_t, index_t, index_t, index_t> x_shape, index_t kh,
+                             index_t kw, index_t sh, index_t sw, index_t ph, index_t pw) {
+  const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
+  check_pool_pad(win);
+  const auto [n, c, h, w] = x_shape;
+  const Frame f = frame_for(n, c, h, w, win);
+  check_shape(dy, {f.n, f.c, f.oh, f.ow}, "dy");
+  check_shape(argmax, {f.n, f.c, f.oh, f.ow}, "argmax");
+  Array<T> dx({n, c, h, w});
+  index_t bad;
+  {
+    py::gil_scoped_release release;
+    bad = dlx::max_pool2d_backward(dy.data(), argmax.data(), dx.mutable_data(), f);
+  }
+  if (bad >= 0) {
+    dlx::fail("argmax holds ", argmax.data()[bad], " at flat position ", bad,
+              ", outside the input plane [0, ", f.plane(), ")");
+  }
+  return dx;
+}
+
+template <typename T>
+Array<T> avg_pool2d_forward(const Array<T>& x, index_t kh, index_t kw, index_t sh, index_t sw,
+                            index_t ph, index_t pw) {
+  const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
+  check_pool_pad(win);
+  const Frame f = frame_of(x, win);
+  Array<T> y({f.n, f.c, f.oh, f.ow});
+  py::gil_scoped_release release;
+  dlx::avg_pool2d_forward(x.data(), y.mutable_data(), f, win);
+  return y;
+}
+
+template <typename T>
+Array<T> avg_pool2d_backward(const Array<T>& dy,
+                             std::tuple<index_t, index_t, index_t, index_t> x_shape, index_t kh,
+                             index_t kw, index_t sh, index_t sw, index_t ph, index_t pw) {
+  const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
+  check_pool_pad(win);
+  const auto [n, c, h, w] = x_shape;
+  const Frame f = frame_for(n, c, h, w, win);
+  check_shape(dy, {f.n, f.c, f.oh, f.ow}, "dy");
+  Array<T> dx({n, c, h, w});
+  py::gil_scoped_release release;
+  dlx::avg_pool2d_backward(dy.data(), dx.mutable_data(), f, win);
+  return dx;
+}
+
+// Binds the float and the double instantiation under one name; noconvert() makes pybind11
+// pick the overload by dtype and refuse every other dtype instead of casting.
+template <typename F32, typename F64, typename... Args>
+void def_both(py::module_& m, const char* name, F32 f32, F64 f64, const char* doc,
+              const Args&... args) {
+  m.def(name, f32, doc, args...);
+  m.def(name, f64, doc, args...);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "dlx C++ kernels (private: use dlx.ops). NCHW, float32 and float64, C-contiguous.";
+
+
+  def_both(m, "im2col", &im2col<float>, &im2col<double>,
+           "x (N, C, H, W) -> col (N*OH*OW, C*KH*KW).", py::arg("x").noconvert(), py::arg("kh"),
+           py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"));
+  def_both(m, "col2im", &col2im<float>, &col2im<double>,
+           "col (N*OH*OW, C*KH*KW) -> x (N, C, H, W), summing overlapping windows.",
+           py::arg("col").noconvert(), py::arg("x_shape"), py::arg("kh"), py::arg("kw"),
+           py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"));
+  def_both(m, "conv2d_forward", &conv2d_forward<float>, &conv2d_forward<double>,
+           "x (N, C, H, W), w (FN, C, KH, KW), b (FN,) or None -> y (N, FN, OH, OW).",
+           py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("b").noconvert().none(true),
+           py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"));
+  def_both(m, "conv2d_backward", &conv2d_backward<float>, &conv2d_backward<double>,
+           "dy (N, FN, OH, OW), x, w -> (dx, dw, db).", py::arg("dy").noconvert(),
+           py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("sh"), py::arg("sw"),
+           py::arg("ph"), py::arg("pw"));
+  def_both(m, "max_pool2d_forward", &max_pool2d_forward<float>, &max_pool2d_forward<double>,
+           "x (N, C, H, W) -> (y, argmax), argmax as int64 indices into each H*W plane.",
+           py::arg("x").noconvert(), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
+           py::arg("ph"), py::arg("pw"));
+  def_both(m, "max_pool2d_backward", &max_pool2d_backward<float>, &max_pool2d_backward<double>,
+           "dy (N, C, OH, OW), argmax (N, C, OH, OW) -> dx (N, C, H, W).",
+           py::arg("dy").noconvert(), py::arg("argmax").noconvert(), py::arg("x_shape"),
+           py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"),
+           py::arg("pw"));
+  def_both(m, "avg_pool2d_forward", &avg_pool2d_forward<float>, &avg_pool2d_forward<double>,
+           "x (N, C, H, W) -> y (N, C, OH, OW); padding counts in the divisor KH*KW.",
+           py::arg("x").noconvert(), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
+           py::arg("ph"), py::arg("pw"));
+  def_both(m, "avg_pool2d_backward", &avg_pool2d_backward<float>, &avg_pool2d_backward<double>,
+           "dy (N, C, OH, OW) -> dx (N, C, H, W).", py::arg("dy").noconvert(),
+           py::arg("x_shape"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
+           py::arg("ph"), py::arg("pw"));
+
+  m.def("get_num_threads", &omp_get_max_threads, "Threads the kernels' OpenMP loops use.");
+  m.def(
+      "set_num_threads",
+      [](int n) {
+        if (n < 1) dlx::fail("num_threads must be at least 1, got ", n);
+        omp_set_num_threads(n);
+      },
+      "Sets the threads of the kernels' OpenMP loops.", py::arg("n"));
+}

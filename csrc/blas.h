@@ -1,0 +1,36 @@
+// Row-major GEMM through OpenBLAS (the scipy-openblas32 wheel, whose symbols carry a prefix).
+#pragma once
+
+#include <cblas.h>
+
+#include <limits>
+
+#include "common.h"
+
+namespace dlx {
+
+// OpenBLAS from scipy-openblas32 takes 32-bit sizes; the callers block their work to stay below this.
+constexpr index_t kMaxBlasDim = std::numeric_limits<blasint>::max();
+
+// C = alpha * op(A) * op(B) + beta * C with row-major operands.
+inline void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha,
+                 const float* a, index_t lda, const float* b, index_t ldb, float beta, float* c,
+                 index_t ldc) {
+  scipy_cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),
+                    static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+                    static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
+                    static_cast<blasint>(ldc));
+}
+
+inline void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, double alpha,
+                 const double* a, index_t lda, const double* b, index_t ldb, double beta,
+                 double* c, index_t ldc) {
+  scipy_cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),
+                    static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+                    static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
+                    static_cast<blasint>(ldc));
+}
+
+}  // namespace dlx

@@ -1,0 +1,253 @@
+"""Convolution and pooling kernels: one checked front over two backends.
+
+Every function here checks its arguments (raising ``TypeError`` or ``ValueError`` that name
+the argument and what it got), then runs on the active backend:
+
+- ``"cpp"`` (the default): dlx's C++ kernels, im2col + OpenBLAS GEMM, OpenMP over the batch.
+- ``"numpy"``: :mod:`dlx.ops.reference`, the readable NumPy version of the same math.
+
+Both take and return NCHW arrays of float32 or float64, and the output has the input's dtype:
+nothing is ever cast. ``kernel_size``, ``stride`` and ``pad`` take an int or an (h, w) pair.
+
+Shapes::
+
+    x    (N, C, H, W)         w   (FN, C, KH, KW)       b (FN,)
+    y    (N, FN, OH, OW)      OH = (H + 2*PH - KH) // SH + 1,  OW likewise
+    col  (N*OH*OW, C*KH*KW)
+
+Choose the backend with ``use_backend("numpy")`` (also a context manager) or the environment
+variable ``DLX_BACKEND``; :func:`backend` names the active one.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+
+import numpy as np
+
+from . import _checks, reference
+
+__all__ = [
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "backend",
+    "col2im",
+    "conv2d",
+    "conv2d_backward",
+    "conv_output_size",
+    "im2col",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "reference",
+    "use_backend",
+]
+
+BACKENDS = ("cpp", "numpy")
+
+try:
+    from . import _native
+except ImportError as error:  # a source tree without the built extension
+    _native = None
+    _native_error: ImportError | None = error
+else:
+    _native_error = None
+
+
+def _module_of(name: str) -> types.ModuleType:
+    if name == "numpy":
+        return reference
+    if _native is None:
+        raise ImportError(
+            "the C++ backend of dlx is not built (install dlx with pip), "
+            "or use the NumPy backend: dlx.ops.use_backend('numpy')"
+        ) from _native_error
+    return _native
+
+
+def _backend_from_env() -> str:
+    name = os.environ.get("DLX_BACKEND", "cpp").strip().lower() or "cpp"
+    if name not in BACKENDS:
+        raise ValueError(f"DLX_BACKEND must be one of {BACKENDS}, got {name!r}")
+    return name
+
+
+_active = _backend_from_env()
+
+
+def backend() -> str:
+    """The name of the active backend: ``"cpp"`` or ``"numpy"``."""
+    return _active
+
+
+class use_backend:  # noqa: N801 - used like a function
+    """Switch the active backend; as a context manager, switch back on exit.
+
+    >>> with use_backend("numpy"):
+    ...     backend()
+    'numpy'
+    """
+
+    def __init__(self, name: str) -> None:
+        global _active
+        if name not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+        _module_of(name)  # fail now, not at the first op, if it cannot run
+        self.previous = _active
+        self.name = name
+        _active = name
+
+    def __enter__(self) -> use_backend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _active
+        _active = self.previous
+
+    def __repr__(self) -> str:
+        return f"use_backend({self.name!r})"
+
+
+def _impl() -> types.ModuleType:
+    return _module_of(_active)
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, pad: int = 0) -> int:
+    """Output length of a convolution or pooling window along one axis.
+
+    ``(size + 2*pad - kernel) // stride + 1``; a kernel larger than the padded input raises.
+    """
+    size = _checks.integer(size, "size", 0)
+    kernel = _checks.integer(kernel, "kernel", 1)
+    stride = _checks.integer(stride, "stride", 1)
+    pad = _checks.integer(pad, "pad", 0)
+    if kernel > size + 2 * pad:
+        raise ValueError(f"kernel {kernel} is larger than the padded input {size + 2 * pad}")
+    return reference.conv_output_size(size, kernel, stride, pad)
+
+
+def _window(kernel_size, stride, pad):
+    kernel = _checks.pair(kernel_size, "kernel_size", 1)
+    stride = kernel if stride is None else _checks.pair(stride, "stride", 1)
+    return kernel, stride, _checks.pair(pad, "pad", 0)
+
+
+def im2col(x: np.ndarray, kernel_size, stride=1, pad=0) -> np.ndarray:
+    """Unfold the windows of x (N, C, H, W) into col (N*OH*OW, C*KH*KW)."""
+    x = _checks.float_array(x, "x", 4, "(N, C, H, W)")
+    kernel, stride, pad = _window(kernel_size, stride, pad)
+    _checks.output_hw(x.shape[2:], kernel, stride, pad)
+    return _impl().im2col(x, kernel, stride, pad)
+
+
+def col2im(col: np.ndarray, x_shape, kernel_size, stride=1, pad=0) -> np.ndarray:
+    """Fold col (N*OH*OW, C*KH*KW) back into (N, C, H, W), summing overlapping windows.
+
+    The adjoint of :func:`im2col`: ``<im2col(x), c> == <x, col2im(c)>``.
+    """
+    col = _checks.float_array(col, "col", 2, "(N*OH*OW, C*KH*KW)")
+    x_shape = _checks.shape_of(x_shape, "x_shape")
+    kernel, stride, pad = _window(kernel_size, stride, pad)
+    n, c, h, w = x_shape
+    oh, ow = _checks.output_hw((h, w), kernel, stride, pad)
+    _checks.expect_shape(col, "col", (n * oh * ow, c * kernel[0] * kernel[1]))
+    return _impl().col2im(col, x_shape, kernel, stride, pad)
+
+
+def _conv_args(x, w, stride, pad):
+    x = _checks.float_array(x, "x", 4, "(N, C, H, W)")
+    w = _checks.float_array(w, "w", 4, "(FN, C, KH, KW)")
+    _checks.same_dtype("w", w, "x", x)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"w has {w.shape[1]} input channels (shape {w.shape}) "
+            f"but x has {x.shape[1]} (shape {x.shape})"
+        )
+    kernel, stride, pad = _window(w.shape[2:], stride, pad)
+    oh, ow = _checks.output_hw(x.shape[2:], kernel, stride, pad)
+    return x, w, stride, pad, (x.shape[0], w.shape[0], oh, ow)
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, pad=0):
+    """2-D convolution (cross-correlation, as in every deep-learning library).
+
+    x (N, C, H, W), w (FN, C, KH, KW), b (FN,) or None -> y (N, FN, OH, OW).
+    """
+    x, w, stride, pad, _ = _conv_args(x, w, stride, pad)
+    if b is not None:
+        b = _checks.float_array(b, "b", 1, "(FN,)")
+        _checks.same_dtype("b", b, "x", x)
+        _checks.expect_shape(b, "b", (w.shape[0],))
+    return _impl().conv2d(x, w, b, stride, pad)
+
+
+def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride=1, pad=0):
+    """Gradients of :func:`conv2d` for dy (N, FN, OH, OW): returns (dx, dw, db)."""
+    x, w, stride, pad, y_shape = _conv_args(x, w, stride, pad)
+    dy = _checks.float_array(dy, "dy", 4, "(N, FN, OH, OW)")
+    _checks.same_dtype("dy", dy, "x", x)
+    _checks.expect_shape(dy, "dy", y_shape)
+    return _impl().conv2d_backward(dy, x, w, stride, pad)
+
+
+def _pool_args(x_shape, kernel_size, stride, pad):
+    kernel, stride, pad = _window(kernel_size, stride, pad)
+    _checks.pool_pad(kernel, pad)
+    oh, ow = _checks.output_hw(x_shape[2:], kernel, stride, pad)
+    return kernel, stride, pad, (*x_shape[:2], oh, ow)
+
+
+def max_pool2d(x: np.ndarray, kernel_size, stride=None, pad=0):
+    """Max pooling: x (N, C, H, W) -> (y, argmax), both (N, C, OH, OW).
+
+    ``argmax`` holds int64 indices ``h*W + w`` into each flattened input plane (PyTorch's
+    ``return_indices`` convention). Padding counts as -inf; the first of tied values wins; a
+    NaN in a window propagates to the output. ``stride=None`` means the kernel size.
+    """
+    x = _checks.float_array(x, "x", 4, "(N, C, H, W)")
+    kernel, stride, pad, _ = _pool_args(x.shape, kernel_size, stride, pad)
+    return _impl().max_pool2d(x, kernel, stride, pad)
+
+
+def max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride=None, pad=0) -> np.ndarray:
+    """Gradient of :func:`max_pool2d`: dy and argmax (N, C, OH, OW) -> dx (N, C, H, W)."""
+    x_shape = _checks.shape_of(x_shape, "x_shape")
+    kernel, stride, pad, y_shape = _pool_args(x_shape, kernel_size, stride, pad)
+    dy = _checks.float_array(dy, "dy", 4, "(N, C, OH, OW)")
+    _checks.expect_shape(dy, "dy", y_shape)
+    if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int64:
+        got = argmax.dtype if isinstance(argmax, np.ndarray) else type(argmax).__name__
+        raise TypeError(f"argmax must be an int64 numpy.ndarray, got {got}")
+    argmax = np.ascontiguousarray(argmax)
+    _checks.expect_shape(argmax, "argmax", y_shape)
+    if _active == "numpy" and argmax.size:
+        # The C++ kernel checks the range itself, inside its single pass.
+        plane = x_shape[2] * x_shape[3]
+        bad = (argmax < 0) | (argmax >= plane)
+        if bad.any():
+            at = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"argmax holds {argmax.flat[at]} at flat position {at}, "
+                f"outside the input plane [0, {plane})"
+            )
+    return _impl().max_pool2d_backward(dy, argmax, x_shape, kernel, stride, pad)
+
+
+def avg_pool2d(x: np.ndarray, kernel_size, stride=None, pad=0) -> np.ndarray:
+    """Average pooling: x (N, C, H, W) -> y (N, C, OH, OW).
+
+    Zero padding counts in the divisor, which is always KH*KW. ``stride=None`` means the
+    kernel size.
+    """
+    x = _checks.float_array(x, "x", 4, "(N, C, H, W)")
+    kernel, stride, pad, _ = _pool_args(x.shape, kernel_size, stride, pad)
+    return _impl().avg_pool2d(x, kernel, stride, pad)
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, pad=0) -> np.ndarray:
+    """Gradient of :func:`avg_pool2d`: dy (N, C, OH, OW) -> dx (N, C, H, W)."""
+    x_shape = _checks.shape_of(x_shape, "x_shape")
+    kernel, stride, pad, y_shape = _pool_args(x_shape, kernel_size, stride, pad)
+    dy = _checks.float_array(dy, "dy", 4, "(N, C, OH, OW)")
+    _checks.expect_shape(dy, "dy", y_shape)
+    return _impl().avg_pool2d_backward(dy, x_shape, kernel, stride, pad)

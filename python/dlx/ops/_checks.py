@@ -1,0 +1,106 @@
+"""Argument checks shared by every op of dlx.ops.
+
+Each check either returns the normalised value or raises ``TypeError`` (wrong kind of value)
+or ``ValueError`` (right kind, wrong size) with a message that names the argument and what
+it got, so both backends see only arguments they can handle.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def integer(value: object, name: str, minimum: int) -> int:
+    """``value`` as a Python int that is at least ``minimum``."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    value = int(value)  # type: ignore[arg-type]
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def pair(value: object, name: str, minimum: int) -> tuple[int, int]:
+    """An int or an (h, w) pair of ints, each at least ``minimum``, as an (h, w) tuple."""
+    if _is_int(value):
+        value = (value, value)
+    if (
+        not isinstance(value, Sequence)
+        or isinstance(value, str)
+        or len(value) != 2
+        or not all(_is_int(v) for v in value)
+    ):
+        raise TypeError(f"{name} must be an int or a pair of ints (h, w), got {value!r}")
+    h, w = int(value[0]), int(value[1])
+    if h < minimum or w < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got ({h}, {w})")
+    return h, w
+
+
+def float_array(a: object, name: str, ndim: int, layout: str) -> np.ndarray:
+    """A C-contiguous float32 or float64 array of ``ndim`` dimensions, never cast."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got dtype {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+def same_dtype(name: str, a: np.ndarray, ref_name: str, ref: np.ndarray) -> None:
+    if a.dtype != ref.dtype:
+        raise TypeError(
+            f"{name} has dtype {a.dtype} but {ref_name} has dtype {ref.dtype}; "
+            "convert one explicitly (dlx never casts silently)"
+        )
+
+
+def shape_of(value: object, name: str) -> tuple[int, int, int, int]:
+    """An (N, C, H, W) shape of non-negative ints."""
+    if (
+        not isinstance(value, Sequence)
+        or len(value) != 4
+        or not all(_is_int(v) for v in value)
+    ):
+        raise TypeError(f"{name} must be a shape (N, C, H, W) of 4 ints, got {value!r}")
+    shape = tuple(int(v) for v in value)
+    if min(shape) < 0:
+        raise ValueError(f"{name} must not hold negative sizes, got {shape}")
+    return shape  # type: ignore[return-value]
+
+
+def expect_shape(a: np.ndarray, name: str, shape: tuple[int, ...]) -> None:
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+
+
+def output_hw(
+    hw: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int],
+) -> tuple[int, int]:
+    """(OH, OW) of a window op, refusing a kernel larger than the padded input."""
+    padded = (hw[0] + 2 * pad[0], hw[1] + 2 * pad[1])
+    if kernel[0] > padded[0] or kernel[1] > padded[1]:
+        raise ValueError(
+            f"kernel_size {kernel} is larger than the padded input {padded} "
+            f"(input {hw}, pad {pad})"
+        )
+    return tuple((p - k) // s + 1 for p, k, s in zip(padded, kernel, stride))  # type: ignore[return-value]
+
+
+def pool_pad(kernel: tuple[int, int], pad: tuple[int, int]) -> None:
+    """Pooling padding of at most half the kernel, so every window covers a real element."""
+    if 2 * pad[0] > kernel[0] or 2 * pad[1] > kernel[1]:
+        raise ValueError(f"pad {pad} must be at most half of kernel_size {kernel} for pooling")

@@ -1,0 +1,40 @@
+"""The C++ backend: dlx._core behind the same signatures as :mod:`dlx.ops.reference`."""
+
+from __future__ import annotations
+
+# Loads libscipy_openblas into the process, where the extension's BLAS dependency finds it.
+import scipy_openblas32  # noqa: F401
+
+from dlx import _core
+
+
+def im2col(x, kernel_size, stride, pad):
+    return _core.im2col(x, *kernel_size, *stride, *pad)
+
+
+def col2im(col, x_shape, kernel_size, stride, pad):
+    return _core.col2im(col, tuple(x_shape), *kernel_size, *stride, *pad)
+
+
+def conv2d(x, w, b, stride, pad):
+    return _core.conv2d_forward(x, w, b, *stride, *pad)
+
+
+def conv2d_backward(dy, x, w, stride, pad):
+    return _core.conv2d_backward(dy, x, w, *stride, *pad)
+
+
+def max_pool2d(x, kernel_size, stride, pad):
+    return _core.max_pool2d_forward(x, *kernel_size, *stride, *pad)
+
+
+def max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride, pad):
+    return _core.max_pool2d_backward(dy, argmax, tuple(x_shape), *kernel_size, *stride, *pad)
+
+
+def avg_pool2d(x, kernel_size, stride, pad):
+    return _core.avg_pool2d_forward(x, *kernel_size, *stride, *pad)
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride, pad):
+    return _core.avg_pool2d_backward(dy, tuple(x_shape), *kernel_size, *stride, *pad)

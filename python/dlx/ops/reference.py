@@ -1,0 +1,191 @@
+"""NumPy reference implementations of every dlx kernel, written to be read.
+
+These are the functions the C++ backend is tested against, and the ones to read next to the
+C++ when learning how a CNN layer computes. They follow the notation of "Deep Learning from
+Scratch" and Chainer's ``utils/conv.py``:
+
+    x    (N, C, H, W)        input images
+    w    (FN, C, KH, KW)     filters
+    y    (N, FN, OH, OW)     output, OH = (H + 2*PH - KH) // SH + 1, OW likewise
+    col  (N*OH*OW, C*KH*KW)  one row per output position, one column per window element
+
+Only the loops over the kernel window are Python loops; everything else is sliced at once.
+Arguments are trusted here: :mod:`dlx.ops` checks them before it calls either backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "col2im",
+    "conv2d",
+    "conv2d_backward",
+    "conv_output_size",
+    "im2col",
+    "max_pool2d",
+    "max_pool2d_backward",
+]
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, pad: int = 0) -> int:
+    """Output length of a window op: (size + 2*pad - kernel) // stride + 1."""
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def _unfold(x, kernel_size, stride, pad, fill=0.0):
+    """The windows of x as a 6-D array (N, C, KH, KW, OH, OW), padding filled with ``fill``.
+
+    ``windows[n, c, i, j, oh, ow]`` is the input under kernel offset (i, j) of the window at
+    output position (oh, ow). One slice per kernel offset copies all N*C*OH*OW of them at once.
+    """
+    n, c, h, w = x.shape
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(stride)
+    ph, pw = _pair(pad)
+    oh = conv_output_size(h, kh, sh, ph)
+    ow = conv_output_size(w, kw, sw, pw)
+
+    img = np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)], constant_values=fill)
+    windows = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            windows[:, :, i, j, :, :] = img[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw]
+    return windows
+
+
+def _fold(windows, x_shape, stride, pad):
+    """The adjoint of :func:`_unfold`: adds every window entry back onto its input position."""
+    n, c, h, w = x_shape
+    _, _, kh, kw, oh, ow = windows.shape
+    sh, sw = _pair(stride)
+    ph, pw = _pair(pad)
+
+    # sh - 1 extra rows (and sw - 1 columns) let every slice below end inside the array.
+    img = np.zeros((n, c, h + 2 * ph + sh - 1, w + 2 * pw + sw - 1), dtype=windows.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            img[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += windows[:, :, i, j, :, :]
+    return np.ascontiguousarray(img[:, :, ph : ph + h, pw : pw + w])
+
+
+def im2col(x, kernel_size, stride=1, pad=0):
+    """x (N, C, H, W) -> col (N*OH*OW, C*KH*KW)."""
+    n, c = x.shape[:2]
+    windows = _unfold(x, kernel_size, stride, pad)
+    _, _, kh, kw, oh, ow = windows.shape
+    return windows.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, c * kh * kw)
+
+
+def col2im(col, x_shape, kernel_size, stride=1, pad=0):
+    """col (N*OH*OW, C*KH*KW) -> x (N, C, H, W), summing where windows overlap."""
+    n, c, h, w = x_shape
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(stride)
+    ph, pw = _pair(pad)
+    oh = conv_output_size(h, kh, sh, ph)
+    ow = conv_output_size(w, kw, sw, pw)
+    windows = col.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+    return _fold(windows, x_shape, stride, pad)
+
+
+def conv2d(x, w, b=None, stride=1, pad=0):
+    """y = x * w + b as one matrix product: col (N*OH*OW, C*KH*KW) @ w^T (C*KH*KW, FN)."""
+    n, c, h, wd = x.shape
+    fn, _, kh, kw = w.shape
+    sh, sw = _pair(stride)
+    ph, pw = _pair(pad)
+    oh = conv_output_size(h, kh, sh, ph)
+    ow = conv_output_size(wd, kw, sw, pw)
+
+    col = im2col(x, (kh, kw), stride, pad)
+    y = col @ w.reshape(fn, c * kh * kw).T
+    if b is not None:
+        y += b
+    return np.ascontiguousarray(y.reshape(n, oh, ow, fn).transpose(0, 3, 1, 2))
+
+
+def conv2d_backward(dy, x, w, stride=1, pad=0):
+    """Gradients of conv2d: dy (N, FN, OH, OW) -> (dx, dw, db)."""
+    n, c, h, wd = x.shape
+    fn, _, kh, kw = w.shape
+    _, _, oh, ow = dy.shape
+
+    dy_rows = dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, fn)  # one row per output position
+    col = im2col(x, (kh, kw), stride, pad)
+    db = dy_rows.sum(axis=0)
+    dw = (dy_rows.T @ col).reshape(fn, c, kh, kw)
+    dcol = dy_rows @ w.reshape(fn, c * kh * kw)
+    dx = col2im(dcol, x.shape, (kh, kw), stride, pad)
+    return dx, dw, db
+
+
+def _window_origins(out_size, stride, pad):
+    return np.arange(out_size) * stride - pad
+
+
+def max_pool2d(x, kernel_size, stride=None, pad=0):
+    """Max over each window -> (y, argmax), both (N, C, OH, OW).
+
+    Padding is -inf, so it never wins. ``argmax`` is the index h*W + w of the winner in its
+    input plane. np.argmax returns the first maximum, so the first of tied values wins, and a
+    NaN (which np.argmax treats as the maximum) propagates to y.
+    """
+    n, c, h, w = x.shape
+    kh, kw = _pair(kernel_size)
+    stride = (kh, kw) if stride is None else _pair(stride)
+    ph, pw = _pair(pad)
+
+    windows = _unfold(x, (kh, kw), stride, (ph, pw), fill=-np.inf)
+    oh, ow = windows.shape[4:]
+    windows = windows.reshape(n, c, kh * kw, oh, ow)
+    k = np.argmax(windows, axis=2)
+    y = np.take_along_axis(windows, k[:, :, None], axis=2)[:, :, 0]
+
+    # From the offset k inside the window to the position (row, column) in the input plane.
+    rows = _window_origins(oh, stride[0], ph)[:, None] + k // kw
+    cols = _window_origins(ow, stride[1], pw)[None, :] + k % kw
+    # Only a window whose real values are all -inf can pick a padded cell; its winner is then
+    # the first real cell, as in the C++ kernel.
+    first_row = np.maximum(_window_origins(oh, stride[0], ph), 0)[:, None]
+    first_col = np.maximum(_window_origins(ow, stride[1], pw), 0)[None, :]
+    padded = (rows < 0) | (rows >= h) | (cols < 0) | (cols >= w)
+    rows = np.where(padded, first_row, rows)
+    cols = np.where(padded, first_col, cols)
+    argmax = (rows * w + cols).astype(np.int64)
+    return np.ascontiguousarray(y), argmax
+
+
+def max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride=None, pad=0):
+    """Routes each dy to the input position that won its window (summing where they repeat)."""
+    n, c, h, w = x_shape
+    oh, ow = dy.shape[2:]
+    dx = np.zeros((n * c, h * w), dtype=dy.dtype)
+    planes = np.arange(n * c)[:, None]
+    # np.add.at accumulates repeated indices, which overlapping windows produce.
+    np.add.at(dx, (planes, argmax.reshape(n * c, oh * ow)), dy.reshape(n * c, oh * ow))
+    return dx.reshape(n, c, h, w)
+
+
+def avg_pool2d(x, kernel_size, stride=None, pad=0):
+    """Mean over each window; zero padding counts, so the divisor is always KH*KW."""
+    kh, kw = _pair(kernel_size)
+    stride = (kh, kw) if stride is None else _pair(stride)
+    windows = _unfold(x, (kh, kw), stride, pad)
+    return np.ascontiguousarray(windows.sum(axis=(2, 3)) / x.dtype.type(kh * kw))
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, pad=0):
+    """Spreads each dy evenly, dy / (KH*KW), over the cells of its window."""
+    kh, kw = _pair(kernel_size)
+    stride = (kh, kw) if stride is None else _pair(stride)
+    n, c, oh, ow = dy.shape
+    share = dy / dy.dtype.type(kh * kw)
+    windows = np.broadcast_to(share[:, :, None, None], (n, c, kh, kw, oh, ow))
+    return _fold(windows, x_shape, stride, pad)

@@ -1,0 +1,130 @@
+"""C++ backend vs NumPy reference vs the naive loop oracle, over a grid of geometries."""
+
+import itertools
+
+import naive
+import numpy as np
+import pytest
+from conftest import DTYPES
+from helpers import assert_close, check_dtypes, on_both
+
+import dlx.ops as ops
+
+KERNELS = [(1, 1), (2, 2), (3, 3), (5, 5), (2, 3), (3, 1), (1, 4)]
+STRIDES = [(1, 1), (2, 2), (3, 3), (1, 2), (3, 1)]
+PADS = [(0, 0), (1, 1), (2, 2), (0, 1)]
+GRID = list(itertools.product(KERNELS, STRIDES, PADS))
+# Pooling pads at most half the kernel, so every window covers a real cell.
+POOL_GRID = [g for g in GRID if 2 * g[2][0] <= g[0][0] and 2 * g[2][1] <= g[0][1]]
+X_SHAPE = (2, 2, 7, 9)  # non-square, and large enough for a 5x5 kernel without padding
+FN = 3
+
+
+def _ids(grid):
+    return [f"k{k[0]}x{k[1]}-s{s[0]}x{s[1]}-p{p[0]}x{p[1]}" for k, s, p in grid]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("kernel", "stride", "pad"), GRID, ids=_ids(GRID))
+def test_im2col_col2im(rng, dtype, kernel, stride, pad):
+    x = rng.standard_normal(X_SHAPE).astype(dtype)
+    cols = on_both("im2col", x, kernel, stride, pad)
+    expected = naive.im2col(x, kernel, stride, pad)
+    for col in cols:
+        check_dtypes(col, dtype)
+        assert_close(col, expected, dtype)
+
+    c = rng.standard_normal(expected.shape).astype(dtype)
+    expected_x = naive.col2im(c, X_SHAPE, kernel, stride, pad)
+    for folded in on_both("col2im", c, X_SHAPE, kernel, stride, pad):
+        check_dtypes(folded, dtype)
+        assert_close(folded, expected_x, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("kernel", "stride", "pad"), GRID, ids=_ids(GRID))
+def test_conv2d(rng, dtype, kernel, stride, pad):
+    x = rng.standard_normal(X_SHAPE).astype(dtype)
+    w = rng.standard_normal((FN, X_SHAPE[1], *kernel)).astype(dtype)
+    b = rng.standard_normal(FN).astype(dtype)
+    expected = naive.conv2d(x, w, b, stride, pad)
+    for y in on_both("conv2d", x, w, b, stride, pad):
+        check_dtypes(y, dtype)
+        assert_close(y, expected, dtype)
+
+    dy = rng.standard_normal(expected.shape).astype(dtype)
+    expected_grads = naive.conv2d_backward(dy, x, w, stride, pad)
+    for grads in on_both("conv2d_backward", dy, x, w, stride, pad):
+        check_dtypes(grads, dtype)
+        for got, want in zip(grads, expected_grads, strict=True):
+            assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("kernel", "stride", "pad"), POOL_GRID, ids=_ids(POOL_GRID))
+def test_max_pool2d(rng, dtype, kernel, stride, pad):
+    x = rng.standard_normal(X_SHAPE).astype(dtype)
+    y_expected, argmax_expected = naive.max_pool2d(x, kernel, stride, pad)
+    dy = rng.standard_normal(y_expected.shape).astype(dtype)
+    dx_expected = naive.max_pool2d_backward(dy, argmax_expected, X_SHAPE)
+    for backend in ("cpp", "numpy"):
+        with ops.use_backend(backend):
+            y, argmax = ops.max_pool2d(x, kernel, stride, pad)
+            dx = ops.max_pool2d_backward(dy, argmax, X_SHAPE, kernel, stride, pad)
+        check_dtypes((y, dx), dtype)
+        assert argmax.dtype == np.int64
+        np.testing.assert_array_equal(argmax, argmax_expected)
+        np.testing.assert_array_equal(y, y_expected.astype(dtype))  # a max is exact
+        assert_close(dx, dx_expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("kernel", "stride", "pad"), POOL_GRID, ids=_ids(POOL_GRID))
+def test_avg_pool2d(rng, dtype, kernel, stride, pad):
+    x = rng.standard_normal(X_SHAPE).astype(dtype)
+    expected = naive.avg_pool2d(x, kernel, stride, pad)
+    for y in on_both("avg_pool2d", x, kernel, stride, pad):
+        check_dtypes(y, dtype)
+        assert_close(y, expected, dtype)
+
+    dy = rng.standard_normal(expected.shape).astype(dtype)
+    dx_expected = naive.avg_pool2d_backward(dy, X_SHAPE, kernel, stride, pad)
+    for dx in on_both("avg_pool2d_backward", dy, X_SHAPE, kernel, stride, pad):
+        check_dtypes(dx, dtype)
+        assert_close(dx, dx_expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize(("c", "fn"), [(1, 1), (3, 2), (1, 4), (4, 1)])
+def test_batch_and_channels(rng, dtype, n, c, fn):
+    x = rng.standard_normal((n, c, 6, 5)).astype(dtype)
+    w = rng.standard_normal((fn, c, 3, 2)).astype(dtype)
+    b = rng.standard_normal(fn).astype(dtype)
+    expected = naive.conv2d(x, w, b, (2, 1), (1, 1))
+    for y in on_both("conv2d", x, w, b, stride=(2, 1), pad=1):
+        assert_close(y, expected, dtype)
+    dy = rng.standard_normal(expected.shape).astype(dtype)
+    expected_grads = naive.conv2d_backward(dy, x, w, (2, 1), (1, 1))
+    for grads in on_both("conv2d_backward", dy, x, w, stride=(2, 1), pad=1):
+        for got, want in zip(grads, expected_grads, strict=True):
+            assert_close(got, want, dtype)
+    y_expected, argmax_expected = naive.max_pool2d(x, (2, 2), (2, 2), (1, 1))
+    for y, argmax in on_both("max_pool2d", x, 2, pad=1):
+        np.testing.assert_array_equal(y, y_expected.astype(dtype))
+        np.testing.assert_array_equal(argmax, argmax_expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_across_column_blocks(rng, dtype):
+    """Enough columns per image that the C++ kernel works in several blocks of images,
+    the last holding a single image."""
+    x = rng.standard_normal((15, 16, 64, 64)).astype(dtype)
+    w = rng.standard_normal((8, 16, 3, 3)).astype(dtype)
+    b = rng.standard_normal(8).astype(dtype)
+    y_cpp, y_ref = on_both("conv2d", x, w, b, pad=1)
+    assert_close(y_cpp, y_ref, dtype)
+    dy = rng.standard_normal(y_ref.shape).astype(dtype)
+    grads_cpp, grads_ref = on_both("conv2d_backward", dy, x, w, pad=1)
+    for got, want in zip(grads_cpp, grads_ref, strict=True):
+        assert_close(got, want, dtype)

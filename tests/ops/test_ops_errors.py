@@ -1,0 +1,91 @@
+"""Bad input gets a TypeError or ValueError naming the argument and what it got."""
+
+import numpy as np
+import pytest
+
+import dlx.ops as ops
+from dlx import _core
+
+X = np.zeros((2, 3, 6, 6), np.float32)
+W = np.zeros((4, 3, 3, 3), np.float32)
+Y = np.zeros((2, 4, 4, 4), np.float32)
+POOLED = np.zeros((2, 3, 3, 3), np.float32)
+ARGMAX = np.zeros((2, 3, 3, 3), np.int64)
+
+CASES = {
+    "x-int": (lambda: ops.conv2d(X.astype(np.int32), W), TypeError, r"x must be float32 or float64, got dtype int32"),
+    "x-float16": (lambda: ops.conv2d(X.astype(np.float16), W), TypeError, r"x .*float16"),
+    "x-object": (lambda: ops.max_pool2d(X.astype(object), 2), TypeError, r"x .*object"),
+    "x-list": (lambda: ops.avg_pool2d(X.tolist(), 2), TypeError, r"x must be a numpy.ndarray, got list"),
+    "x-3d": (lambda: ops.conv2d(X[0], W), ValueError, r"x must be 4-D .*got shape \(3, 6, 6\)"),
+    "w-3d": (lambda: ops.conv2d(X, W[0]), ValueError, r"w must be 4-D .*got shape \(3, 3, 3\)"),
+    "w-dtype": (lambda: ops.conv2d(X, W.astype(np.float64)), TypeError, r"w has dtype float64 but x has dtype float32"),
+    "channels": (lambda: ops.conv2d(X, W[:, :2]), ValueError, r"w has 2 input channels .* x has 3"),
+    "bias-length": (lambda: ops.conv2d(X, W, np.zeros(3, np.float32)), ValueError, r"b must have shape \(4,\), got \(3,\)"),
+    "bias-2d": (lambda: ops.conv2d(X, W, np.zeros((4, 1), np.float32)), ValueError, r"b must be 1-D"),
+    "bias-dtype": (lambda: ops.conv2d(X, W, np.zeros(4)), TypeError, r"b has dtype float64"),
+    "stride-zero": (lambda: ops.conv2d(X, W, stride=0), ValueError, r"stride must be >= 1, got \(0, 0\)"),
+    "stride-negative": (lambda: ops.im2col(X, 2, stride=(1, -1)), ValueError, r"stride must be >= 1, got \(1, -1\)"),
+    "stride-float": (lambda: ops.conv2d(X, W, stride=1.5), TypeError, r"stride must be an int or a pair"),
+    "stride-bool": (lambda: ops.conv2d(X, W, stride=True), TypeError, r"stride must be an int or a pair"),
+    "stride-triple": (lambda: ops.conv2d(X, W, stride=(1, 1, 1)), TypeError, r"stride must be an int or a pair"),
+    "kernel-zero": (lambda: ops.max_pool2d(X, 0), ValueError, r"kernel_size must be >= 1, got \(0, 0\)"),
+    "kernel-too-large": (lambda: ops.conv2d(X, np.zeros((1, 3, 9, 3), np.float32)), ValueError, r"kernel_size \(9, 3\) is larger than the padded input \(6, 6\)"),
+    "pool-kernel-too-large": (lambda: ops.max_pool2d(X, 7), ValueError, r"larger than the padded input"),
+    "pad-negative": (lambda: ops.conv2d(X, W, pad=-1), ValueError, r"pad must be >= 0, got \(-1, -1\)"),
+    "pool-pad-too-large": (lambda: ops.max_pool2d(X, 2, pad=2), ValueError, r"pad \(2, 2\) must be at most half of kernel_size \(2, 2\)"),
+    "dy-shape": (lambda: ops.conv2d_backward(Y[:, :3], X, W), ValueError, r"dy must have shape \(2, 4, 4, 4\), got \(2, 3, 4, 4\)"),
+    "dy-dtype": (lambda: ops.conv2d_backward(Y.astype(np.float64), X, W), TypeError, r"dy has dtype float64"),
+    "pool-dy-shape": (lambda: ops.max_pool2d_backward(POOLED[:1], ARGMAX, X.shape, 2), ValueError, r"dy must have shape \(2, 3, 3, 3\), got \(1, 3, 3, 3\)"),
+    "avg-dy-shape": (lambda: ops.avg_pool2d_backward(POOLED[:, :, :2], X.shape, 2), ValueError, r"dy must have shape \(2, 3, 3, 3\), got \(2, 3, 2, 3\)"),
+    "argmax-shape": (lambda: ops.max_pool2d_backward(POOLED, ARGMAX[:, :1], X.shape, 2), ValueError, r"argmax must have shape \(2, 3, 3, 3\), got \(2, 1, 3, 3\)"),
+    "argmax-dtype": (lambda: ops.max_pool2d_backward(POOLED, ARGMAX.astype(np.int32), X.shape, 2), TypeError, r"argmax must be an int64 numpy.ndarray, got int32"),
+    "col-shape": (lambda: ops.col2im(np.zeros((10, 27), np.float32), X.shape, 3), ValueError, r"col must have shape \(32, 27\), got \(10, 27\)"),
+    "x-shape-short": (lambda: ops.col2im(np.zeros((32, 27), np.float32), (2, 3, 6), 3), TypeError, r"x_shape must be a shape \(N, C, H, W\)"),
+    "x-shape-negative": (lambda: ops.avg_pool2d_backward(POOLED, (2, 3, -6, 6), 2), ValueError, r"x_shape must not hold negative sizes"),
+    "output-size-kernel": (lambda: ops.conv_output_size(4, 7), ValueError, r"kernel 7 is larger than the padded input 4"),
+    "output-size-stride": (lambda: ops.conv_output_size(4, 2, 0), ValueError, r"stride must be >= 1, got 0"),
+    "output-size-float": (lambda: ops.conv_output_size(4.0, 2), TypeError, r"size must be an int, got float"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input(backend, case):
+    call, error, message = CASES[case]
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize("value", [-1, 36, 10**6])
+def test_argmax_out_of_range(backend, value):
+    argmax = ARGMAX.copy()
+    argmax[1, 2, 0, 1] = value
+    with pytest.raises(ValueError, match=rf"argmax holds {value} at flat position 46, outside the input plane \[0, 36\)"):
+        ops.max_pool2d_backward(POOLED, argmax, X.shape, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int64, np.int32, np.complex64])
+def test_core_refuses_other_dtypes_without_casting(dtype):
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        _core.conv2d_forward(X.astype(dtype), W.astype(dtype), None, 1, 1, 0, 0)
+
+
+def test_core_refuses_mixed_dtypes():
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        _core.conv2d_forward(X, W.astype(np.float64), None, 1, 1, 0, 0)
+
+
+def test_core_checks_shapes_itself():
+    with pytest.raises(ValueError, match="w has 2 input channels but x has 3"):
+        _core.conv2d_forward(X, W[:, :2].copy(), None, 1, 1, 0, 0)
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 4, 4, 4\), got \(2, 4, 4, 3\)"):
+        _core.conv2d_backward(Y[..., :3].copy(), X, W, 1, 1, 0, 0)
+    with pytest.raises(ValueError, match="stride must be positive"):
+        _core.im2col(X, 2, 2, 0, 1, 0, 0)
+    with pytest.raises(ValueError, match="must be at most half of kernel_size"):
+        _core.avg_pool2d_forward(X, 2, 2, 2, 2, 2, 0)
+
+
+def test_core_refuses_non_contiguous_input():
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        _core.im2col(X[..., ::2], 2, 2, 1, 1, 0, 0)

@@ -1,14 +1,50 @@
-"""dlx: deep learning from scratch, readable NumPy layers on fast C++ kernels."""
+"""dlx: deep learning from scratch, readable NumPy layers on fast C++ kernels.
+
+The pieces, in the order a course meets them:
+
+- :mod:`dlx.functional`: activations, softmax, losses
+- :mod:`dlx.gradcheck`: numerical differentiation, gradient descent, gradient checks
+- :mod:`dlx.graph`: Add and Mul nodes of a computational graph
+- :mod:`dlx.layers`: layers with forward and backward (``dlx.Layer`` is their base)
+- :mod:`dlx.optim` and :mod:`dlx.init`: optimizers and weight initialisation
+- :class:`dlx.Sequential`, :mod:`dlx.models` and :class:`dlx.Trainer`: networks and training
+- :mod:`dlx.ops`: the convolution and pooling kernels (C++, with a NumPy reference)
+"""
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import ops
+from . import functional, gradcheck, graph, init, layers, models, ops, optim
+from ._random import get_rng, seed
+from .layers import Layer
+from .network import Sequential
+from .registry import build_layer, get_layer, list_layers, refresh_plugins, register_layer
+from .trainer import Trainer
 
 try:
     __version__ = version("dlx")
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["__version__", "ops"]
+__all__ = [
+    "Layer",
+    "Sequential",
+    "Trainer",
+    "__version__",
+    "build_layer",
+    "functional",
+    "get_layer",
+    "get_rng",
+    "gradcheck",
+    "graph",
+    "init",
+    "layers",
+    "list_layers",
+    "models",
+    "ops",
+    "optim",
+    "refresh_plugins",
+    "register_layer",
+    "seed",
+]

@@ -1,0 +1,23 @@
+"""The random number generator dlx draws from: one ``dlx.seed(n)`` makes a run reproducible.
+
+Layers draw their initial weights, Dropout its masks and the Trainer its shuffles from the
+generator returned by :func:`get_rng`, unless they are handed a generator of their own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_rng = np.random.default_rng()
+
+
+def seed(n: int) -> None:
+    """Reset dlx's generator to seed ``n``: the same seed gives the same initialisation,
+    shuffles and dropout masks."""
+    global _rng
+    _rng = np.random.default_rng(n)
+
+
+def get_rng() -> np.random.Generator:
+    """The generator dlx draws from (replaced, not mutated, by :func:`seed`)."""
+    return _rng

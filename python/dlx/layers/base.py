@@ -1,0 +1,120 @@
+"""The one base class of every dlx layer."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+import numpy as np
+
+
+class Layer:
+    """A differentiable step of a network.
+
+    A layer needs two methods:
+
+    - ``forward(x, train=True) -> y`` computes the output and caches what backward needs;
+      ``train=False`` selects inference behaviour (Dropout off, BatchNorm on running stats).
+    - ``backward(dout) -> dx`` takes dL/dy, returns dL/dx and fills ``self.grads`` with
+      dL/dp for every array ``p`` in ``self.params`` (same keys, same shapes).
+
+    ``params`` and ``grads`` are empty for layers without parameters. ``buffers`` holds
+    arrays saved with a model that training does not update by gradient (BatchNorm's
+    running statistics). ``decay`` names the params that weight decay applies to.
+
+    The arguments a layer was constructed with are recorded automatically, so
+    :meth:`to_config` can rebuild it from the registry without any extra code.
+    """
+
+    decay: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Wrap each subclass's __init__ so that the outermost call records its arguments
+        # (a subclass's call to super().__init__ does not overwrite them).
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self: Layer, *args: Any, **kw: Any) -> None:
+            if "_init_args" not in self.__dict__:
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                arguments = dict(bound.arguments)
+                arguments.pop(next(iter(signature.parameters)))  # self
+                for name, p in signature.parameters.items():
+                    if p.kind is inspect.Parameter.VAR_KEYWORD:
+                        arguments.update(arguments.pop(name, {}))
+                    elif p.kind is inspect.Parameter.VAR_POSITIONAL:
+                        arguments.pop(name, None)
+                self.__dict__["_init_args"] = arguments
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init  # type: ignore[method-assign]
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x, train)")
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must implement backward(dout)")
+
+    def __call__(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        return self.forward(x, train=train)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of one sample's output for one sample's input shape (no batch axis)."""
+        dtype = next(iter(self.params.values())).dtype if self.params else np.float64
+        y = self.forward(np.zeros((1, *input_shape), dtype=dtype), train=False)
+        return tuple(y.shape[1:])
+
+    def config_args(self) -> dict[str, Any]:
+        """The constructor arguments as JSON values: dtypes by name, generators left out."""
+        args: dict[str, Any] = {}
+        for name, value in getattr(self, "_init_args", {}).items():
+            if isinstance(value, np.random.Generator) or value is None and name == "rng":
+                continue
+            if isinstance(value, type) and issubclass(value, np.generic) or isinstance(value, np.dtype):
+                value = np.dtype(value).name
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, np.generic):
+                value = value.item()
+            args[name] = value
+        return args
+
+    def to_config(self) -> dict[str, Any]:
+        """``{"type": registered name, **constructor arguments}``, plain JSON."""
+        from ..registry import name_of
+
+        return {"type": name_of(type(self)), **self.config_args()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config_args().items())
+        return f"{type(self).__name__}({args})"
+
+
+def check_input(layer: Layer, x: object, ndim: int | tuple[int, ...], layout: str) -> np.ndarray:
+    """x as a float array of the right rank (and of the layer's dtype if it has params)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{type(layer).__name__} input must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{type(layer).__name__} input must be floating point, got dtype {x.dtype}")
+    ranks = (ndim,) if isinstance(ndim, int) else ndim
+    if x.ndim not in ranks:
+        raise ValueError(f"{type(layer).__name__} input must be {layout}, got shape {x.shape}")
+    if layer.params:
+        dtype = next(iter(layer.params.values())).dtype
+        if x.dtype != dtype:
+            raise TypeError(
+                f"{type(layer).__name__} has {dtype} parameters but got {x.dtype} input; "
+                f"convert the input with x.astype(np.{dtype})"
+            )
+    return x

@@ -1,0 +1,126 @@
+"""Convolution and pooling layers on the kernels of :mod:`dlx.ops` (C++ by default)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import init as initializers
+from .. import ops
+from .._random import get_rng
+from ..ops import _checks
+from .base import Layer, check_input
+
+
+def _resolve_padding(padding, kernel: tuple[int, int], stride: tuple[int, int]) -> tuple[int, int]:
+    """An int or (h, w) pad from ``padding``, which may also be "valid" or "same"."""
+    if padding == "valid":
+        return (0, 0)
+    if padding == "same":
+        if stride != (1, 1) or kernel[0] % 2 == 0 or kernel[1] % 2 == 0:
+            raise ValueError(
+                f"padding='same' needs an odd kernel and stride 1, got kernel_size {kernel} "
+                f"and stride {stride}"
+            )
+        return (kernel[0] // 2, kernel[1] // 2)
+    if isinstance(padding, str):
+        raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    return _checks.pair(padding, "padding", 0)
+
+
+class Conv2d(Layer):
+    """2-D convolution: x (N, C, H, W) -> y (N, FN, OH, OW).
+
+    W (FN, C, KH, KW), b (FN,); OH = (H + 2*PH - KH) // SH + 1, OW likewise.
+    ``padding`` is an int, an (h, w) pair, "valid" (0) or "same" (odd kernels, stride 1).
+    ``bias=False`` drops b, as before a BatchNorm, which would cancel it anyway.
+    """
+
+    decay = ("W",)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        weight_init="he",
+        bias: bool = True,
+        dtype=np.float32,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = _checks.integer(in_channels, "in_channels", 1)
+        self.out_channels = _checks.integer(out_channels, "out_channels", 1)
+        self.kernel_size = _checks.pair(kernel_size, "kernel_size", 1)
+        self.stride = _checks.pair(stride, "stride", 1)
+        self.pad = _resolve_padding(padding, self.kernel_size, self.stride)
+        kh, kw = self.kernel_size
+        make = initializers.initializer(weight_init)
+        self.params["W"] = make(
+            (out_channels, in_channels, kh, kw), in_channels * kh * kw, out_channels * kh * kw,
+            rng=get_rng() if rng is None else rng, dtype=np.dtype(dtype),
+        )
+        if bias:
+            self.params["b"] = np.zeros(out_channels, dtype=np.dtype(dtype))
+        self.x: np.ndarray | None = None
+
+    def forward(self, x, train=True):
+        x = check_input(self, x, 4, f"(N, {self.in_channels}, H, W)")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"Conv2d expects {self.in_channels} input channels, got shape {x.shape}"
+            )
+        self.x = x
+        return ops.conv2d(x, self.params["W"], self.params.get("b"), self.stride, self.pad)
+
+    def backward(self, dout):
+        dx, self.grads["W"], db = ops.conv2d_backward(
+            dout, self.x, self.params["W"], self.stride, self.pad
+        )
+        if "b" in self.params:
+            self.grads["b"] = db
+        return dx
+
+
+class _Pool2d(Layer):
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        self.kernel_size = _checks.pair(kernel_size, "kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else _checks.pair(stride, "stride", 1)
+        self.pad = _checks.pair(padding, "padding", 0)
+        _checks.pool_pad(self.kernel_size, self.pad)
+        self.x_shape: tuple[int, ...] | None = None
+
+
+class MaxPool2d(_Pool2d):
+    """Max over each window: x (N, C, H, W) -> (N, C, OH, OW); the gradient goes to the
+    winner of each window (its index is kept from forward). ``stride`` defaults to the
+    kernel size."""
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__(kernel_size, stride, padding)
+        self.argmax: np.ndarray | None = None
+
+    def forward(self, x, train=True):
+        x = check_input(self, x, 4, "(N, C, H, W)")
+        self.x_shape = x.shape
+        y, self.argmax = ops.max_pool2d(x, self.kernel_size, self.stride, self.pad)
+        return y
+
+    def backward(self, dout):
+        return ops.max_pool2d_backward(
+            dout, self.argmax, self.x_shape, self.kernel_size, self.stride, self.pad
+        )
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over each window (zero padding counted): x (N, C, H, W) -> (N, C, OH, OW)."""
+
+    def forward(self, x, train=True):
+        x = check_input(self, x, 4, "(N, C, H, W)")
+        self.x_shape = x.shape
+        return ops.avg_pool2d(x, self.kernel_size, self.stride, self.pad)
+
+    def backward(self, dout):
+        return ops.avg_pool2d_backward(dout, self.x_shape, self.kernel_size, self.stride, self.pad)

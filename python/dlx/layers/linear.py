@@ -1,0 +1,76 @@
+"""Fully connected layers: Affine (y = x W + b) and Flatten."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import init as initializers
+from .._random import get_rng
+from .base import Layer, check_input
+
+
+class Affine(Layer):
+    """y = x W + b, with x (N, in_features) or (N, ...) flattened per sample.
+
+    Shapes: W (in_features, out_features), b (out_features,), y (N, out_features).
+    Backward: dx = dout W^T (reshaped to x's shape), dW = x^T dout, db = sum_N dout.
+    """
+
+    decay = ("W",)
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        weight_init="he",
+        dtype=np.float32,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        dtype = np.dtype(dtype)
+        make = initializers.initializer(weight_init)
+        self.params["W"] = make(
+            (in_features, out_features), in_features, out_features,
+            rng=get_rng() if rng is None else rng, dtype=dtype,
+        )
+        self.params["b"] = np.zeros(out_features, dtype=dtype)
+        self.x: np.ndarray | None = None
+        self.x_shape: tuple[int, ...] | None = None
+
+    def forward(self, x, train=True):
+        x = check_input(self, x, tuple(range(2, 9)), f"(N, {self.in_features}) or (N, ...)")
+        features = int(np.prod(x.shape[1:]))
+        if features != self.in_features:
+            raise ValueError(
+                f"Affine expects {self.in_features} features per sample, got shape {x.shape} "
+                f"({features} features)"
+            )
+        self.x_shape = x.shape
+        self.x = x.reshape(x.shape[0], features)
+        return self.x @ self.params["W"] + self.params["b"]
+
+    def backward(self, dout):
+        W = self.params["W"]
+        self.grads["W"] = self.x.T @ dout
+        self.grads["b"] = np.sum(dout, axis=0)
+        return (dout @ W.T).reshape(self.x_shape)
+
+
+class Flatten(Layer):
+    """(N, ...) -> (N, prod(...)); backward restores the shape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.x_shape: tuple[int, ...] | None = None
+
+    def forward(self, x, train=True):
+        x = check_input(self, x, tuple(range(1, 9)), "an array with a batch axis")
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+
+    def backward(self, dout):
+        return dout.reshape(self.x_shape)

@@ -1,0 +1,181 @@
+"""Sequential networks: layers applied in order, a loss at the end, backprop through all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .layers.base import Layer
+from .layers.loss import Loss, MeanSquaredError, SoftmaxWithLoss
+
+__all__ = ["LOSSES", "Sequential"]
+
+LOSSES: dict[str, type[Loss]] = {
+    "SoftmaxWithLoss": SoftmaxWithLoss,
+    "MeanSquaredError": MeanSquaredError,
+}
+
+
+class Sequential:
+    """A network that applies ``layers`` in order and scores the output with ``loss``.
+
+    Parameters are exposed flat as ``"<layer index>.<name>"`` (``"0.W"``, ``"0.b"``, ...), the
+    same arrays the layers own, so ``optimizer.update(net.params, net.gradient(x, t))``
+    trains the network in place.
+
+    Weight decay adds ``0.5 * weight_decay * sum(W**2)`` (``regularization="l2"``) or
+    ``weight_decay * sum(|W|)`` (``"l1"``) to the loss, over the weights that each layer
+    lists in its ``decay`` (not biases, not BatchNorm's gamma and beta).
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[Layer],
+        loss: Loss | str = "SoftmaxWithLoss",
+        weight_decay: float = 0.0,
+        regularization: str = "l2",
+    ) -> None:
+        self.layers = list(layers)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {i} must be a dlx.Layer, got {type(layer).__name__}")
+        if isinstance(loss, str):
+            if loss not in LOSSES:
+                raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+            loss = LOSSES[loss]()
+        if not isinstance(loss, Loss):
+            raise TypeError(f"loss must be a dlx Loss or its name, got {type(loss).__name__}")
+        self.loss_layer = loss
+        if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+        if regularization not in ("l2", "l1"):
+            raise ValueError(f"regularization must be 'l2' or 'l1', got {regularization!r}")
+        self.weight_decay = float(weight_decay)
+        self.regularization = regularization
+
+    # -- parameters ---------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()}
+
+    def _decayed(self) -> Iterator[tuple[Layer, str]]:
+        for layer in self.layers:
+            for name in layer.decay:
+                yield layer, name
+
+    # -- forward and backward -----------------------------------------------------------
+    def predict(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """The network's output (scores before the loss); inference mode unless ``train``."""
+        for layer in self.layers:
+            x = layer.forward(x, train=train)
+        return x
+
+    def penalty(self) -> float:
+        """The weight-decay term added to the loss."""
+        if self.weight_decay == 0.0:
+            return 0.0
+        if self.regularization == "l2":
+            total = sum(float(np.sum(layer.params[n] ** 2)) for layer, n in self._decayed())
+            return 0.5 * self.weight_decay * total
+        return self.weight_decay * sum(float(np.sum(np.abs(layer.params[n]))) for layer, n in self._decayed())
+
+    def loss(self, x: np.ndarray, t: np.ndarray, train: bool = True) -> float:
+        """Loss of the batch (x, t) plus the weight-decay penalty."""
+        return self.loss_layer.forward(self.predict(x, train=train), t) + self.penalty()
+
+    def backward(self, dout: float = 1.0) -> dict[str, np.ndarray]:
+        """Backpropagate from the loss computed last; fills and returns the gradients."""
+        d = self.loss_layer.backward(dout)
+        for layer in reversed(self.layers):
+            d = layer.backward(d)
+        if self.weight_decay:
+            for layer, name in self._decayed():
+                w = layer.params[name]
+                decay = w if self.regularization == "l2" else np.sign(w)
+                layer.grads[name] = layer.grads[name] + w.dtype.type(self.weight_decay) * decay
+        return self.grads
+
+    def loss_and_gradient(self, x: np.ndarray, t: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+        """The training-mode loss of (x, t) and its gradient for every parameter, by backprop."""
+        loss = self.loss(x, t, train=True)
+        return loss, self.backward()
+
+    def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradients of :meth:`loss` (training mode) for every parameter, by backprop."""
+        return self.loss_and_gradient(x, t)[1]
+
+    def numerical_gradient(self, x: np.ndarray, t: np.ndarray, h: float = 1e-4) -> dict[str, np.ndarray]:
+        """Gradients by central differences: slow, for checking :meth:`gradient`."""
+        from .gradcheck import network_numerical_gradient
+
+        return network_numerical_gradient(self, x, t, h=h)
+
+    def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 1000) -> float:
+        """Fraction of samples whose highest score is the target class (labels or one-hot)."""
+        labels = np.asarray(t)
+        if labels.ndim == 2:
+            labels = np.argmax(labels, axis=1)
+        if len(x) == 0:
+            return 0.0
+        correct = 0
+        for start in range(0, len(x), batch_size):
+            scores = self.predict(x[start : start + batch_size], train=False)
+            correct += int(np.sum(np.argmax(scores, axis=1) == labels[start : start + batch_size]))
+        return correct / len(x)
+
+    # -- structure ------------------------------------------------------------------------
+    def to_config(self) -> dict[str, Any]:
+        """The network as plain JSON: registered layer names and their arguments."""
+        return {
+            "layers": [layer.to_config() for layer in self.layers],
+            "loss": type(self.loss_layer).__name__,
+            "weight_decay": self.weight_decay,
+            "regularization": self.regularization,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        """Rebuild a network from :meth:`to_config` output (fresh parameters)."""
+        from .registry import build_layer
+
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError("a network config must be a dict with a list under 'layers'")
+        unknown = set(config) - {"layers", "loss", "weight_decay", "regularization"}
+        if unknown:
+            raise ValueError(f"unknown keys in network config: {sorted(unknown)}")
+        return cls(
+            [build_layer(c) for c in config["layers"]],
+            loss=config.get("loss", "SoftmaxWithLoss"),
+            weight_decay=config.get("weight_decay", 0.0),
+            regularization=config.get("regularization", "l2"),
+        )
+
+    def summary(self, input_shape: tuple[int, ...], batch_size: int = 1) -> str:
+        """A table of each layer's output shape, parameter count and multiply-adds."""
+        from .summary import summarize
+
+        return summarize(self, input_shape, batch_size)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        decay = f", weight_decay={self.weight_decay}" if self.weight_decay else ""
+        return f"Sequential({inner}\n  loss={self.loss_layer!r}{decay}\n)"

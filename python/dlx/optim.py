@@ -1,0 +1,180 @@
+"""Optimizers with the book's interface: ``opt.update(params, grads)`` on dicts of arrays.
+
+Each update changes the arrays of ``params`` in place (so the layers that own them see the
+new values) and keeps their dtype. Per-parameter state (velocities, squared-gradient sums)
+is kept by key.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop", "get_optimizer"]
+
+
+def _positive(name: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _fraction(name: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+        raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class: subclasses implement ``_step(key, param, grad)`` updating ``param`` in place."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = _positive("lr", lr)
+        self.state: dict[str, dict[str, np.ndarray]] = {}
+
+    def update(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        for key, param in params.items():
+            if key not in grads:
+                raise KeyError(f"no gradient for parameter {key!r}")
+            grad = grads[key]
+            if grad.shape != param.shape:
+                raise ValueError(f"gradient of {key!r} has shape {grad.shape}, parameter {param.shape}")
+            self._step(key, param, grad)
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _slot(self, key: str, name: str, like: np.ndarray) -> np.ndarray:
+        slots = self.state.setdefault(key, {})
+        if name not in slots:
+            slots[name] = np.zeros_like(like)
+        return slots[name]
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in vars(self).items() if k != "state")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """p -= lr * g."""
+
+    def __init__(self, lr: float = 0.01) -> None:
+        super().__init__(lr)
+
+    def _step(self, key, param, grad):
+        param -= param.dtype.type(self.lr) * grad
+
+
+class Momentum(Optimizer):
+    """v = momentum * v - lr * g;  p += v  (a ball rolling downhill, with friction)."""
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__(lr)
+        self.momentum = _fraction("momentum", momentum)
+
+    def _step(self, key, param, grad):
+        v = self._slot(key, "v", param)
+        v *= param.dtype.type(self.momentum)
+        v -= param.dtype.type(self.lr) * grad
+        param += v
+
+
+class Nesterov(Optimizer):
+    """Nesterov momentum: the gradient is taken at the point momentum is about to reach.
+
+    In the form that needs only the gradient at the current point:
+    v = momentum * v - lr * g;  p += momentum * v - lr * g.
+    """
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__(lr)
+        self.momentum = _fraction("momentum", momentum)
+
+    def _step(self, key, param, grad):
+        v = self._slot(key, "v", param)
+        m, lr = param.dtype.type(self.momentum), param.dtype.type(self.lr)
+        v *= m
+        v -= lr * grad
+        param += m * v - lr * grad
+
+
+class AdaGrad(Optimizer):
+    """h += g^2;  p -= lr * g / (sqrt(h) + eps): each parameter's step shrinks with the
+    gradients it has already seen."""
+
+    def __init__(self, lr: float = 0.01, eps: float = 1e-7) -> None:
+        super().__init__(lr)
+        self.eps = _positive("eps", eps)
+
+    def _step(self, key, param, grad):
+        h = self._slot(key, "h", param)
+        h += grad * grad
+        param -= param.dtype.type(self.lr) * grad / (np.sqrt(h) + param.dtype.type(self.eps))
+
+
+class RMSprop(Optimizer):
+    """h = decay * h + (1 - decay) g^2;  p -= lr * g / (sqrt(h) + eps): AdaGrad that forgets."""
+
+    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, eps: float = 1e-7) -> None:
+        super().__init__(lr)
+        self.decay_rate = _fraction("decay_rate", decay_rate)
+        self.eps = _positive("eps", eps)
+
+    def _step(self, key, param, grad):
+        h = self._slot(key, "h", param)
+        d = param.dtype.type(self.decay_rate)
+        h *= d
+        h += (1 - d) * grad * grad
+        param -= param.dtype.type(self.lr) * grad / (np.sqrt(h) + param.dtype.type(self.eps))
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba), with bias correction of both moments:
+
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+    p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+    """
+
+    def __init__(
+        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+    ) -> None:
+        super().__init__(lr)
+        self.beta1 = _fraction("beta1", beta1)
+        self.beta2 = _fraction("beta2", beta2)
+        self.eps = _positive("eps", eps)
+        self.t = 0
+
+    def update(self, params, grads):
+        self.t += 1
+        super().update(params, grads)
+
+    def _step(self, key, param, grad):
+        m = self._slot(key, "m", param)
+        v = self._slot(key, "v", param)
+        b1, b2 = param.dtype.type(self.beta1), param.dtype.type(self.beta2)
+        m *= b1
+        m += (1 - b1) * grad
+        v *= b2
+        v += (1 - b2) * grad * grad
+        m_hat_scale = 1.0 / (1.0 - self.beta1**self.t)
+        v_hat_scale = 1.0 / (1.0 - self.beta2**self.t)
+        step = np.sqrt(v * param.dtype.type(v_hat_scale))
+        step += param.dtype.type(self.eps)
+        param -= param.dtype.type(self.lr * m_hat_scale) * m / step
+
+
+OPTIMIZERS = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}
+
+
+def get_optimizer(name: str, **kwargs) -> Optimizer:
+    """An optimizer by its lower-case name: sgd, momentum, nesterov, adagrad, rmsprop, adam."""
+    key = str(name).lower()
+    if key not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[key](**kwargs)

@@ -11,6 +11,7 @@
 #include <string>
 #include <tuple>
 
+#include "blas.h"
 #include "conv.h"
 #include "pool.h"
 
@@ -218,6 +219,9 @@ void def_both(py::module_& m, const char* name, F32 f32, F64 f64, const char* do
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "dlx C++ kernels (private: use dlx.ops). NCHW, float32 and float64, C-contiguous.";
+  // Parallelism comes from the kernels' OpenMP loops; a threaded BLAS inside them would
+  // oversubscribe the cores.
+  scipy_openblas_set_num_threads(1);
 
 
   def_both(m, "im2col", &im2col<float>, &im2col<double>,

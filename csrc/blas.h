@@ -9,6 +9,10 @@
 
 namespace dlx {
 
+// The kernels call the BLAS from inside their own OpenMP loops, one GEMM per thread, so the
+// BLAS itself must stay single-threaded: the extension sets that when it loads
+// (scipy_openblas_set_num_threads(1)); the library is private to dlx's wheel dependency.
+
 // OpenBLAS from scipy-openblas32 takes 32-bit sizes; the callers block their work to stay below this.
 constexpr index_t kMaxBlasDim = std::numeric_limits<blasint>::max();
 

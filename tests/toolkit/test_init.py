@@ -1,0 +1,42 @@
+"""Initialisation scales and reproducibility."""
+
+import numpy as np
+import pytest
+
+import dlx
+from dlx import init
+
+
+@pytest.mark.parametrize(
+    ("make", "std"),
+    [
+        (lambda: init.he((400, 300), 400), np.sqrt(2 / 400)),
+        (lambda: init.xavier((400, 300), 400, 300), np.sqrt(2 / 700)),
+        (lambda: init.normal((400, 300), 0.01), 0.01),
+    ],
+    ids=["he", "xavier", "normal"],
+)
+def test_scale(make, std):
+    w = make()
+    assert w.dtype == np.float32
+    assert w.std() == pytest.approx(std, rel=0.02)
+    assert abs(w.mean()) < 0.05 * std
+
+
+def test_conv_fan_in_counts_the_window():
+    w = dlx.layers.Conv2d(16, 32, 3).params["W"]
+    assert w.std() == pytest.approx(np.sqrt(2 / (16 * 9)), rel=0.05)
+
+
+def test_seed_makes_initialisation_reproducible():
+    dlx.seed(3)
+    a = dlx.models.simple_conv_net().params
+    dlx.seed(3)
+    b = dlx.models.simple_conv_net().params
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_weight_init_by_std():
+    w = dlx.layers.Affine(500, 400, weight_init=0.05).params["W"]
+    assert w.std() == pytest.approx(0.05, rel=0.02)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import functional, gradcheck, graph, init, layers, models, ops, optim
+from . import functional, gradcheck, graph, init, layers, models, ops, optim, testing
 from ._random import get_rng, seed
+from .checkpoint import CheckpointError, load, save
 from .layers import Layer
 from .network import Sequential
 from .registry import build_layer, get_layer, list_layers, refresh_plugins, register_layer
@@ -28,6 +29,7 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "CheckpointError",
     "Layer",
     "Sequential",
     "Trainer",
@@ -41,10 +43,13 @@ __all__ = [
     "init",
     "layers",
     "list_layers",
+    "load",
     "models",
     "ops",
     "optim",
     "refresh_plugins",
     "register_layer",
+    "save",
     "seed",
+    "testing",
 ]

@@ -28,13 +28,28 @@ def edge_demo() -> int:
     return 0
 
 
+def list_layer_table() -> int:
+    """Print every registered layer with the distribution that provides it."""
+    from .registry import layer_providers
+
+    providers = layer_providers()
+    width = max(len(name) for name in providers)
+    print(f"{'layer'.ljust(width)}  provided by")
+    for name, provider in providers.items():
+        print(f"{name.ljust(width)}  {provider}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dlx", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("demo", help="convolve the edge-detection example (the default)")
+    commands.add_parser("layers", help="list every layer, with the package that provides it")
     args = parser.parse_args(argv)
     if args.command in (None, "demo"):
         return edge_demo()
+    if args.command == "layers":
+        return list_layer_table()
     parser.error(f"unknown command {args.command!r}")
     return 2
 

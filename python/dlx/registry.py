@@ -145,10 +145,13 @@ def layer_providers() -> dict[str, str]:
 
 
 def name_of(cls: type) -> str:
-    """The name ``cls`` is registered under."""
-    for name, registered in _layers.items():
-        if registered is cls:
-            return name
+    """The name ``cls`` is registered under (looking among plugins if need be)."""
+    for attempt in range(2):
+        for name, registered in _layers.items():
+            if registered is cls:
+                return name
+        if attempt == 0:
+            _load_plugins()
     raise ValueError(
         f"{_origin(cls)} is not registered; decorate it with @dlx.register_layer so that "
         "models using it can be saved and rebuilt"

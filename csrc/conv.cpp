@@ -4,10 +4,15 @@
 // cores are never oversubscribed, and every buffer is per thread, so the extra memory is
 // bounded by the thread count instead of growing with N.
 //
-// With P = OH*OW positions and CKK = C*KH*KW column rows, for image n and positions [p0, p1):
-//   forward      y[n][:, p0:p1]   = W (FN, CKK) * col (CKK, p1 - p0)          item: (n, block)
-//   grad weight  dW_thread       += dy[n][:, p0:p1] * col^T                   item: (n, block)
-//   grad input   dcol (gKK, P)    = W[:, group]^T * dy[n]; col2im per channel  item: (n, group)
+// With P = OH*OW positions and CKK = C*KH*KW column rows, an item is either a group of whole
+// images side by side (small images: col is (CKK, nb*P)) or a block of positions [p0, p1) of
+// one image (large images, or fewer images than threads):
+//   forward      Y_item (FN, cols)  = W (FN, CKK) * col (CKK, cols)
+//   grad weight  dW_thread         += dY_item * col^T
+//   grad input   dcol = W^T * dy[n], then col2im, by (image, channel group) items so that
+//                each item owns the dx planes it writes.
+// (Measured and dropped: computing dx at stride 1 as a forward convolution of dy with the
+// flipped kernel, and reusing the grad-weight columns for dx; both were slower here.)
 // Grad-weight partials are summed in thread order, so results repeat bit for bit at a fixed
 // thread count.
 #include "conv.h"
@@ -15,6 +20,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "blas.h"
@@ -86,15 +92,66 @@ void col2im(const T* col, const Frame& f, const Window2d& win, T* x) {
 
 namespace {
 
-// Unfolds positions [p0, p1) of image x (C, H, W) into col (CKK, p1 - p0).
+// A per-thread buffer of at least `size` elements, kept between calls: OpenMP's threads live
+// on, so the next convolution reuses the memory instead of faulting fresh pages in (and no
+// time goes into zeroing it). Each thread holds two, at most a few column budgets in all.
+template <typename T>
+T* scratch(int slot, index_t size) {
+  thread_local std::vector<T> buffers[2];
+  std::vector<T>& buffer = buffers[slot];
+  if (buffer.size() < static_cast<size_t>(size)) {
+    buffer = std::vector<T>();  // free first: never hold old and new at once
+    buffer.resize(static_cast<size_t>(size));
+  }
+  return buffer.data();
+}
+
+// A 1x1 kernel at stride 1 without padding reads each input once: its column matrix is the
+// image itself, (C, H*W), so it needs no unfolding at all.
+bool is_pointwise(const Window2d& win) {
+  return win.kh == 1 && win.kw == 1 && win.sh == 1 && win.sw == 1 && win.ph == 0 && win.pw == 0;
+}
+
+// Unfolds positions [p0, p1) of image x (C, H, W) into col rows of length ld, starting at
+// column offset 0 of col.
 template <typename T>
 void unfold_positions(const T* x, const Frame& f, const Window2d& win, index_t p0, index_t p1,
-                      T* col) {
+                      T* col, index_t ld) {
   const index_t kk = win.kh * win.kw;
-  const index_t len = p1 - p0;
   for (index_t c = 0; c < f.c; ++c) {
-    im2col_channel(x + c * f.plane(), f, win, p0, p1, col + c * kk * len, len, 1);
+    im2col_channel(x + c * f.plane(), f, win, p0, p1, col + c * kk * ld, ld, 1);
   }
+}
+
+// Images [n0, n0 + nb) side by side: col (CKK, nb * P), image i in columns [i * P, (i+1) * P).
+template <typename T>
+void unfold_images(const T* x, const Frame& f, const Window2d& win, index_t n0, index_t nb, T* col) {
+  const index_t p = f.out_plane();
+  for (index_t i = 0; i < nb; ++i) {
+    unfold_positions(x + (n0 + i) * f.c * f.plane(), f, win, 0, p, col + i * p, nb * p);
+  }
+}
+
+// How the work is cut into items. Small images go in groups of whole images, so each GEMM is
+// large enough to run near the BLAS's peak; large images go one block of positions at a time.
+struct Plan {
+  index_t images;     // images per item (1 when positions are blocked)
+  index_t blocks;     // position blocks per image (1 when images are grouped)
+  index_t length;     // positions per block
+  index_t items;
+};
+
+Plan plan_items(const Frame& f, const Window2d& win, index_t rows, int threads) {
+  const index_t p = std::max<index_t>(f.out_plane(), 1);
+  const index_t n = std::max<index_t>(f.n, 1);
+  const index_t per_image = rows * p;
+  if (per_image * 2 <= kColumnBudget && f.n >= threads && !is_pointwise(win)) {
+    index_t images = std::min(kColumnBudget / per_image, ceil_div(n, threads));
+    images = std::max<index_t>(images, 1);
+    return Plan{images, 1, p, ceil_div(f.n, images)};
+  }
+  const Blocks b = position_blocks(f, rows, threads);
+  return Plan{1, b.per_image, b.length, f.n * b.per_image};
 }
 
 }  // namespace
@@ -105,28 +162,53 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, in
   check_blas_dims(f, win, fn);
   const index_t rows = f.c * win.kh * win.kw;
   const index_t p = f.out_plane();
-  const int threads = omp_get_max_threads();
-  const Blocks blocks = position_blocks(f, rows, threads);
-  const index_t items = f.n * blocks.per_image;
-  const bool parallel = items > 1 && f.n * fn * p * rows > kParallelGrain;
+  const Plan plan = plan_items(f, win, rows, omp_get_max_threads());
+  const bool parallel = plan.items > 1 && f.n * fn * p * rows > kParallelGrain;
+  const bool pointwise = is_pointwise(win);
+  if (f.n == 0 || p == 0) return;
 
 #pragma omp parallel if (parallel)
   {
-    std::vector<T> col(static_cast<size_t>(rows * blocks.length));
+    T* col = scratch<T>(0, rows * plan.images * plan.length);
+    T* out = scratch<T>(1, plan.images > 1 ? fn * plan.images * p : 0);
 #pragma omp for schedule(static)
-    for (index_t item = 0; item < items; ++item) {
-      const index_t n = item / blocks.per_image;
-      const index_t p0 = (item % blocks.per_image) * blocks.length;
-      const index_t p1 = std::min(p, p0 + blocks.length);
+    for (index_t item = 0; item < plan.items; ++item) {
+      if (plan.images > 1) {
+        // A group of whole images: one GEMM into a buffer, then each image's rows into y.
+        const index_t n0 = item * plan.images;
+        const index_t nb = std::min(plan.images, f.n - n0);
+        const index_t ld = nb * p;
+        unfold_images(x, f, win, n0, nb, col);
+        gemm(false, false, fn, ld, rows, T(1), w, rows, col, ld, T(0), out, ld);
+        for (index_t i = 0; i < nb; ++i) {
+          for (index_t o = 0; o < fn; ++o) {
+            T* dst = y + ((n0 + i) * fn + o) * p;
+            const T* src = out + o * ld + i * p;
+            const T bias = b ? b[o] : T(0);
+            for (index_t k = 0; k < p; ++k) dst[k] = src[k] + bias;
+          }
+        }
+        continue;
+      }
+      // One block of positions of one image: the GEMM writes straight into y.
+      const index_t n = item / plan.blocks;
+      const index_t p0 = (item % plan.blocks) * plan.length;
+      const index_t p1 = std::min(p, p0 + plan.length);
       if (p0 >= p1) continue;
       const index_t len = p1 - p0;
-      T* out = y + n * fn * p + p0;
-      unfold_positions(x + n * f.c * f.plane(), f, win, p0, p1, col.data());
-      gemm(false, false, fn, len, rows, T(1), w, rows, col.data(), len, T(0), out, p);
+      T* dst = y + n * fn * p + p0;
+      const T* cols = col;
+      index_t ld = len;
+      if (pointwise) {
+        cols = x + n * f.c * f.plane() + p0;
+        ld = p;
+      } else {
+        unfold_positions(x + n * f.c * f.plane(), f, win, p0, p1, col, len);
+      }
+      gemm(false, false, fn, len, rows, T(1), w, rows, cols, ld, T(0), dst, p);
       if (b) {
         for (index_t o = 0; o < fn; ++o) {
-          T* dst = out + o * p;
-          for (index_t k = 0; k < len; ++k) dst[k] += b[o];
+          for (index_t k = 0; k < len; ++k) dst[o * p + k] += b[o];
         }
       }
     }
@@ -142,6 +224,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
   const index_t p = f.out_plane();
   const int threads = omp_get_max_threads();
   const bool parallel = f.n * fn * p * rows > kParallelGrain;
+  const bool pointwise = is_pointwise(win);
 
   // db[o] sums dy over images and positions; one thread owns each o, accumulating in double.
 #pragma omp parallel for schedule(static) if (parallel && fn > 1)
@@ -154,28 +237,48 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     db[o] = static_cast<T>(sum);
   }
 
-  // dW: each thread accumulates its items into its own partial sum (BLAS beta = 1).
-  const Blocks blocks = position_blocks(f, rows, threads);
-  const index_t items = f.n * blocks.per_image;
+  // dW = sum over items of dY_item * col_item^T. Each thread accumulates into its own partial
+  // sum (BLAS beta = 1); the partials are added in thread order at the end.
   std::vector<T> partial(static_cast<size_t>(threads) * fn * rows, T(0));
   int team = 1;
-#pragma omp parallel if (parallel && items > 1)
+  const Plan plan = plan_items(f, win, rows, threads);
+#pragma omp parallel if (parallel && plan.items > 1)
   {
-    const int t = omp_get_thread_num();
 #pragma omp single
     team = omp_get_num_threads();
-    T* mine = partial.data() + static_cast<index_t>(t) * fn * rows;
-    std::vector<T> col(static_cast<size_t>(rows * blocks.length));
+    T* mine = partial.data() + static_cast<index_t>(omp_get_thread_num()) * fn * rows;
+    T* col = scratch<T>(0, pointwise ? 0 : rows * plan.images * plan.length);
+    T* grad_out = scratch<T>(1, plan.images > 1 ? fn * plan.images * p : 0);
 #pragma omp for schedule(static)
-    for (index_t item = 0; item < items; ++item) {
-      const index_t n = item / blocks.per_image;
-      const index_t p0 = (item % blocks.per_image) * blocks.length;
-      const index_t p1 = std::min(p, p0 + blocks.length);
+    for (index_t item = 0; item < plan.items; ++item) {
+      if (plan.images > 1) {
+        const index_t n0 = item * plan.images;
+        const index_t nb = std::min(plan.images, f.n - n0);
+        const index_t ld = nb * p;
+        unfold_images(x, f, win, n0, nb, col);
+        for (index_t i = 0; i < nb; ++i) {
+          for (index_t o = 0; o < fn; ++o) {
+            std::memcpy(grad_out + o * ld + i * p, dy + ((n0 + i) * fn + o) * p,
+                        static_cast<size_t>(p) * sizeof(T));
+          }
+        }
+        gemm(false, true, fn, rows, ld, T(1), grad_out, ld, col, ld, T(1), mine, rows);
+        continue;
+      }
+      const index_t n = item / plan.blocks;
+      const index_t p0 = (item % plan.blocks) * plan.length;
+      const index_t p1 = std::min(p, p0 + plan.length);
       if (p0 >= p1) continue;
       const index_t len = p1 - p0;
-      unfold_positions(x + n * f.c * f.plane(), f, win, p0, p1, col.data());
-      gemm(false, true, fn, rows, len, T(1), dy + n * fn * p + p0, p, col.data(), len, T(1),
-           mine, rows);
+      const T* cols = col;
+      index_t ld = len;
+      if (pointwise) {
+        cols = x + n * f.c * f.plane() + p0;
+        ld = p;
+      } else {
+        unfold_positions(x + n * f.c * f.plane(), f, win, p0, p1, col, len);
+      }
+      gemm(false, true, fn, rows, len, T(1), dy + n * fn * p + p0, p, cols, ld, T(1), mine, rows);
     }
   }
   std::copy(partial.begin(), partial.begin() + fn * rows, dw);
@@ -184,7 +287,8 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     for (index_t k = 0; k < fn * rows; ++k) dw[k] += src[k];
   }
 
-  // dx: items are (image, group of channels), so each item owns the dx planes it writes.
+  // dx: dcol = W^T * dY, folded back with col2im. Items are (image, group of channels),
+  // so each item owns the dx planes it writes.
   index_t groups = f.n >= threads ? 1 : ceil_div(threads, std::max<index_t>(f.n, 1));
   groups = std::max(groups, ceil_div(rows * std::max<index_t>(p, 1), kColumnBudget));
   groups = std::clamp<index_t>(groups, 1, std::max<index_t>(f.c, 1));
@@ -192,20 +296,20 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
   const index_t dx_items = f.n * groups;
 #pragma omp parallel if (parallel && dx_items > 1)
   {
-    std::vector<T> dcol(static_cast<size_t>(per_group * kk * p));
+    T* dcol = scratch<T>(1, per_group * kk * p);
 #pragma omp for schedule(static)
     for (index_t item = 0; item < dx_items; ++item) {
       const index_t n = item / groups;
       const index_t c0 = (item % groups) * per_group;
       const index_t c1 = std::min(f.c, c0 + per_group);
       if (c0 >= c1) continue;
-      // dcol rows of channels [c0, c1) = (W columns of those channels)^T * dy[n].
-      gemm(true, false, (c1 - c0) * kk, p, fn, T(1), w + c0 * kk, rows, dy + n * fn * p, p, T(0),
-           dcol.data(), p);
+      // The dcol rows of channels [c0, c1) = (W's columns of those channels)^T * dy[n].
+      gemm(true, false, (c1 - c0) * kk, p, fn, T(1), w + c0 * kk, rows, dy + n * fn * p, p,
+           T(0), dcol, p);
       for (index_t c = c0; c < c1; ++c) {
         T* plane = dx + (n * f.c + c) * f.plane();
         std::fill(plane, plane + f.plane(), T(0));
-        col2im_channel(dcol.data() + (c - c0) * kk * p, f, win, plane, p, 1);
+        col2im_channel(dcol + (c - c0) * kk * p, f, win, plane, p, 1);
       }
     }
   }

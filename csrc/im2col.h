@@ -1,5 +1,8 @@
 // im2col / col2im for one channel of one image, the building blocks of GEMM convolution.
 //
+// Sizes are passed by value so that the loops keep them in registers when called from inside
+// an OpenMP region.
+//
 // A channel's KH*KW column rows hold, for each kernel offset (ki, kj), the input value under
 // that offset at every output position p = oh * OW + ow (zero where the window covers padding).
 // im2col_channel writes the positions [p0, p1) only, element (row r, position p) going to
@@ -26,8 +29,8 @@ inline void valid_range(index_t out_size, index_t size, index_t stride, index_t 
 }
 
 template <typename T>
-void im2col_channel(const T* x, const Frame& f, const Window2d& win, index_t p0, index_t p1,
-                    T* col, index_t row_stride, index_t pos_stride) {
+void im2col_channel(const T* __restrict x, const Frame f, const Window2d win, index_t p0,
+                    index_t p1, T* __restrict col, index_t row_stride, index_t pos_stride) {
   for (index_t ki = 0; ki < win.kh; ++ki) {
     for (index_t kj = 0; kj < win.kw; ++kj) {
       T* row = col + (ki * win.kw + kj) * row_stride;
@@ -66,8 +69,8 @@ void im2col_channel(const T* x, const Frame& f, const Window2d& win, index_t p0,
 // The adjoint of im2col_channel over all positions: adds every column entry back onto the
 // input cell it was read from. x must be zeroed by the caller; overlapping windows accumulate.
 template <typename T>
-void col2im_channel(const T* col, const Frame& f, const Window2d& win, T* x, index_t row_stride,
-                    index_t pos_stride) {
+void col2im_channel(const T* __restrict col, const Frame f, const Window2d win, T* __restrict x,
+                    index_t row_stride, index_t pos_stride) {
   for (index_t ki = 0; ki < win.kh; ++ki) {
     for (index_t kj = 0; kj < win.kw; ++kj) {
       const T* row = col + (ki * win.kw + kj) * row_stride;
@@ -79,7 +82,11 @@ void col2im_channel(const T* col, const Frame& f, const Window2d& win, T* x, ind
         const T* in = row + oh * f.ow * pos_stride;
         T* out = x + h * f.w;
         const index_t shift = kj - win.pw;
-        for (index_t ow = lo; ow < hi; ++ow) out[ow * win.sw + shift] += in[ow * pos_stride];
+        if (win.sw == 1 && pos_stride == 1) {  // the common case, as a loop the compiler vectorises
+          for (index_t ow = lo; ow < hi; ++ow) out[ow + shift] += in[ow];
+        } else {
+          for (index_t ow = lo; ow < hi; ++ow) out[ow * win.sw + shift] += in[ow * pos_stride];
+        }
       }
     }
   }

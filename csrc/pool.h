@@ -16,7 +16,7 @@ template <typename T>
 void max_pool2d_forward(const T* x, T* y, std::int64_t* argmax, const Frame& f, const Window2d& win);
 
 // dx (N, C, H, W) = dy scattered to argmax. Returns -1, or the flat position in argmax of the
-// first index outside [0, H * W) (those entries are skipped).
+// first index outside [0, H * W); dx is then incomplete and must not be used.
 template <typename T>
 index_t max_pool2d_backward(const T* dy, const std::int64_t* argmax, T* dx, const Frame& f);
 

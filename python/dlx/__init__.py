@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import functional, gradcheck, graph, init, layers, models, ops, optim, testing
+from . import datasets, functional, gradcheck, graph, init, layers, models, ops, optim, testing
 from ._random import get_rng, seed
 from .checkpoint import CheckpointError, load, save
 from .layers import Layer
@@ -35,6 +35,7 @@ __all__ = [
     "Trainer",
     "__version__",
     "build_layer",
+    "datasets",
     "functional",
     "get_layer",
     "get_rng",

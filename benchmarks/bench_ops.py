@@ -1,0 +1,209 @@
+"""Convolution and max pooling, forward + backward, float32: dlx (C++), dlx's NumPy reference,
+and PyTorch when it is installed, timed in one process on the same arrays.
+
+    python benchmarks/bench_ops.py                 # every shape, both cores
+    python benchmarks/bench_ops.py --threads 1     # single-threaded comparison
+    python benchmarks/bench_ops.py --skip-numpy    # faster: leave out the NumPy reference
+
+Each row: median milliseconds over --repeats runs (the implementations take turns, so a
+slow moment of the machine hits all of them alike), GFLOP/s of dlx, the ratios, and the peak
+extra memory of one dlx and one PyTorch forward + backward (tracemalloc for NumPy-allocated
+memory does not see C++ buffers, so the resident-set growth is measured in a child process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+CONV_SHAPES = {
+    # name: (N, C, H=W, FN, k, stride, pad)
+    "simpleconv": (100, 1, 28, 30, 5, 1, 0),
+    "deepconv-a": (100, 16, 28, 16, 3, 1, 1),
+    "deepconv-b": (100, 32, 14, 64, 3, 1, 1),
+    "resnet-block": (16, 64, 56, 64, 3, 1, 1),
+    "stride2": (64, 3, 32, 32, 3, 2, 1),
+    "pointwise-1x1": (32, 64, 28, 128, 1, 1, 0),
+    "large-k7-s2": (16, 3, 112, 64, 7, 2, 3),
+}
+POOL_SHAPES = {
+    # name: ((N, C, H, W), k, stride)
+    "maxpool-2x2/2": ((100, 30, 24, 24), 2, 2),
+    "maxpool-3x3/2": ((16, 64, 56, 56), 3, 2),
+}
+
+
+def set_threads(n: int | None) -> None:
+    import dlx.ops  # noqa: F401
+
+    from dlx import _core
+
+    if n:
+        _core.set_num_threads(n)
+
+
+def timed(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each callable, run in turns after one warm-up each."""
+    for f in fns.values():
+        f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, f in fns.items():
+            start = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def conv_callables(shape, with_numpy: bool, torch):
+    import dlx.ops as ops
+
+    n, c, h, fn, k, s, p = shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, h), dtype=np.float32)
+    w = rng.standard_normal((fn, c, k, k), dtype=np.float32) * 0.1
+    b = np.zeros(fn, np.float32)
+    dy = np.ones_like(ops.conv2d(x, w, b, s, p))
+
+    def dlx_step():
+        ops.conv2d(x, w, b, s, p)
+        ops.conv2d_backward(dy, x, w, s, p)
+
+    fns = {"dlx": dlx_step}
+    if with_numpy:
+        def numpy_step():
+            with ops.use_backend("numpy"):
+                dlx_step()
+
+        fns["numpy"] = numpy_step
+    if torch is not None:
+        tx = torch.from_numpy(x).requires_grad_(True)
+        tw = torch.from_numpy(w.copy()).requires_grad_(True)
+        tb = torch.from_numpy(b.copy()).requires_grad_(True)
+        tdy = torch.from_numpy(dy)
+
+        def torch_step():
+            y = torch.nn.functional.conv2d(tx, tw, tb, s, p)
+            gx, gw, gb = torch.autograd.grad(y, (tx, tw, tb), tdy)
+
+        fns["torch"] = torch_step
+    flops = 3 * 2 * dy.size * c * k * k  # forward, grad-input and grad-weight GEMMs
+    return fns, flops
+
+
+def pool_callables(spec, with_numpy: bool, torch):
+    import dlx.ops as ops
+
+    shape, k, s = spec
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    y, argmax = ops.max_pool2d(x, k, s)
+    dy = np.ones_like(y)
+
+    def dlx_step():
+        _, am = ops.max_pool2d(x, k, s)
+        ops.max_pool2d_backward(dy, am, shape, k, s)
+
+    fns = {"dlx": dlx_step}
+    if with_numpy:
+        def numpy_step():
+            with ops.use_backend("numpy"):
+                dlx_step()
+
+        fns["numpy"] = numpy_step
+    if torch is not None:
+        tx = torch.from_numpy(x).requires_grad_(True)
+        tdy = torch.from_numpy(dy)
+
+        def torch_step():
+            out = torch.nn.functional.max_pool2d(tx, k, s)
+            torch.autograd.grad(out, (tx,), tdy)
+
+        fns["torch"] = torch_step
+    return fns, 0
+
+
+_PEAK_CHILD = """
+import resource, sys, numpy as np
+sys.path.insert(0, {here!r})
+import bench_ops
+impl, name = sys.argv[1], sys.argv[2]
+torch = None
+if impl == "torch":
+    import torch
+    torch.set_num_threads({threads})
+bench_ops.set_threads({threads})
+fns, _ = bench_ops.conv_callables(bench_ops.CONV_SHAPES[name], False, torch)
+fns[impl]()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+fns[impl]()
+fns[impl]()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def peak_extra_mib(impl: str, name: str, threads: int) -> float | None:
+    """Growth of the resident set (MiB) over two steps after a warm-up, in a fresh process."""
+    code = _PEAK_CHILD.format(here=os.path.dirname(os.path.abspath(__file__)), threads=threads)
+    result = subprocess.run([sys.executable, "-c", code, impl, name], capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    return int(result.stdout.strip()) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for dlx and PyTorch")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--skip-numpy", action="store_true", help="leave out the NumPy reference")
+    parser.add_argument("--only", nargs="*", help="shape names to run")
+    args = parser.parse_args()
+
+    set_threads(args.threads)
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        torch = None
+    import dlx
+
+    print(f"dlx {dlx.__version__}, numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}; "
+          f"{platform.processor() or platform.machine()}, {args.threads} threads, float32, forward + backward")
+    header = f"{'shape':16s} {'dlx ms':>8s} {'GFLOP/s':>8s} {'torch ms':>9s} {'numpy ms':>9s} {'dlx/torch':>9s} {'numpy/dlx':>9s}"
+    print(header)
+    print("-" * len(header))
+    ratios = []
+    rows = [(name, conv_callables, shape) for name, shape in CONV_SHAPES.items()]
+    rows += [(name, pool_callables, spec) for name, spec in POOL_SHAPES.items()]
+    for name, make, spec in rows:
+        if args.only and name not in args.only:
+            continue
+        fns, flops = make(spec, not args.skip_numpy, torch)
+        t = timed(fns, args.repeats)
+        ms = {k: v * 1e3 for k, v in t.items()}
+        gflops = f"{flops / t['dlx'] / 1e9:8.1f}" if flops else f"{'':8s}"
+        torch_ms = f"{ms['torch']:9.2f}" if "torch" in ms else f"{'-':>9s}"
+        numpy_ms = f"{ms['numpy']:9.1f}" if "numpy" in ms else f"{'-':>9s}"
+        vs_torch = f"{ms['dlx'] / ms['torch']:9.2f}" if "torch" in ms else f"{'-':>9s}"
+        vs_numpy = f"{ms['numpy'] / ms['dlx']:9.1f}" if "numpy" in ms else f"{'-':>9s}"
+        if "torch" in ms and flops:
+            ratios.append(ms["dlx"] / ms["torch"])
+        print(f"{name:16s} {ms['dlx']:8.2f} {gflops} {torch_ms} {numpy_ms} {vs_torch} {vs_numpy}")
+    if ratios:
+        print(f"convolution geometric mean dlx/torch: {float(np.exp(np.mean(np.log(ratios)))):.2f}")
+    if torch is not None and (not args.only or "resnet-block" in args.only):
+        d = peak_extra_mib("dlx", "resnet-block", args.threads)
+        p = peak_extra_mib("torch", "resnet-block", args.threads)
+        if d is not None and p is not None:
+            print(f"resnet-block peak extra memory per step: dlx {d:.1f} MiB, torch {p:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,10 +7,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <optional>
+#include <vector>
 #include <string>
 #include <tuple>
 
+#include "activation.h"
+#include "batchnorm.h"
 #include "blas.h"
 #include "conv.h"
 #include "pool.h"
@@ -206,6 +210,81 @@ Array<T> avg_pool2d_backward(const Array<T>& dy,
   return dx;
 }
 
+template <typename T>
+Array<T> relu_forward(const Array<T>& x) {
+  Array<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  py::gil_scoped_release release;
+  dlx::relu_forward(x.data(), y.mutable_data(), static_cast<index_t>(x.size()));
+  return y;
+}
+
+template <typename T>
+Array<T> relu_backward(const Array<T>& dy, const Array<T>& y) {
+  if (dy.ndim() != y.ndim() || !std::equal(dy.shape(), dy.shape() + dy.ndim(), y.shape())) {
+    dlx::fail("dy must have the shape of y ", shape_of(y), ", got ", shape_of(dy));
+  }
+  Array<T> dx(std::vector<py::ssize_t>(y.shape(), y.shape() + y.ndim()));
+  py::gil_scoped_release release;
+  dlx::relu_backward(dy.data(), y.data(), dx.mutable_data(), static_cast<index_t>(y.size()));
+  return dx;
+}
+
+// (N, C, S) of a BatchNorm input: (N, C) or (N, C, H, W).
+std::tuple<index_t, index_t, index_t> channels_of(const py::array& x) {
+  if (x.ndim() != 2 && x.ndim() != 4) dlx::fail("x must be (N, C) or (N, C, H, W), got shape ", shape_of(x));
+  return {x.shape(0), x.shape(1), x.ndim() == 4 ? x.shape(2) * x.shape(3) : 1};
+}
+
+template <typename T>
+std::tuple<Array<T>, Array<T>> batch_norm_stats(const Array<T>& x) {
+  const auto [n, c, s] = channels_of(x);
+  if (n * s == 0) dlx::fail("batch statistics need at least one value per channel, got shape ", shape_of(x));
+  Array<T> mean({c}), var({c});
+  {
+    py::gil_scoped_release release;
+    dlx::batch_norm_stats(x.data(), n, c, s, mean.mutable_data(), var.mutable_data());
+  }
+  return {mean, var};
+}
+
+template <typename T>
+Array<T> batch_norm_apply(const Array<T>& x, const Array<T>& mean, const Array<T>& inv_std,
+                          const Array<T>& gamma, const Array<T>& beta) {
+  const auto [n, c, s] = channels_of(x);
+  check_shape(mean, {c}, "mean");
+  check_shape(inv_std, {c}, "inv_std");
+  check_shape(gamma, {c}, "gamma");
+  check_shape(beta, {c}, "beta");
+  Array<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  py::gil_scoped_release release;
+  dlx::batch_norm_apply(x.data(), mean.data(), inv_std.data(), gamma.data(), beta.data(),
+                        y.mutable_data(), n, c, s);
+  return y;
+}
+
+template <typename T>
+std::tuple<Array<T>, Array<T>, Array<T>> batch_norm_backward(const Array<T>& dy, const Array<T>& x,
+                                                             const Array<T>& mean,
+                                                             const Array<T>& inv_std,
+                                                             const Array<T>& gamma) {
+  const auto [n, c, s] = channels_of(x);
+  if (dy.ndim() != x.ndim() || !std::equal(dy.shape(), dy.shape() + dy.ndim(), x.shape())) {
+    dlx::fail("dy must have the shape of x ", shape_of(x), ", got ", shape_of(dy));
+  }
+  check_shape(mean, {c}, "mean");
+  check_shape(inv_std, {c}, "inv_std");
+  check_shape(gamma, {c}, "gamma");
+  Array<T> dx(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  Array<T> dgamma({c}), dbeta({c});
+  {
+    py::gil_scoped_release release;
+    dlx::batch_norm_backward(dy.data(), x.data(), mean.data(), inv_std.data(), gamma.data(),
+                             dx.mutable_data(), dgamma.mutable_data(), dbeta.mutable_data(), n, c,
+                             s);
+  }
+  return {dx, dgamma, dbeta};
+}
+
 // Binds the float and the double instantiation under one name; noconvert() makes pybind11
 // pick the overload by dtype and refuse every other dtype instead of casting.
 template <typename F32, typename F64, typename... Args>
@@ -256,6 +335,23 @@ PYBIND11_MODULE(_core, m) {
            "dy (N, C, OH, OW) -> dx (N, C, H, W).", py::arg("dy").noconvert(),
            py::arg("x_shape"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
            py::arg("ph"), py::arg("pw"));
+
+  def_both(m, "relu_forward", &relu_forward<float>, &relu_forward<double>,
+           "x (any shape) -> max(x, 0), NaN kept.", py::arg("x").noconvert());
+  def_both(m, "relu_backward", &relu_backward<float>, &relu_backward<double>,
+           "dy, y (same shape) -> dy where y > 0, else 0.", py::arg("dy").noconvert(),
+           py::arg("y").noconvert());
+
+  def_both(m, "batch_norm_stats", &batch_norm_stats<float>, &batch_norm_stats<double>,
+           "x (N, C) or (N, C, H, W) -> (mean, biased var) per channel.", py::arg("x").noconvert());
+  def_both(m, "batch_norm_apply", &batch_norm_apply<float>, &batch_norm_apply<double>,
+           "gamma * (x - mean) * inv_std + beta per channel.", py::arg("x").noconvert(),
+           py::arg("mean").noconvert(), py::arg("inv_std").noconvert(),
+           py::arg("gamma").noconvert(), py::arg("beta").noconvert());
+  def_both(m, "batch_norm_backward", &batch_norm_backward<float>, &batch_norm_backward<double>,
+           "dy, x, mean, inv_std, gamma -> (dx, dgamma, dbeta) for batch statistics.",
+           py::arg("dy").noconvert(), py::arg("x").noconvert(), py::arg("mean").noconvert(),
+           py::arg("inv_std").noconvert(), py::arg("gamma").noconvert());
 
   m.def("get_num_threads", &omp_get_max_threads, "Threads the kernels' OpenMP loops use.");
   m.def(

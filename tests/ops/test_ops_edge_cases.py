@@ -151,3 +151,11 @@ def test_outputs_do_not_alias_inputs(backend, rng):
     y += 1
     assert not np.shares_memory(y, x)
     np.testing.assert_array_equal(ops.conv2d(x, w), x)
+
+
+def test_relu_keeps_nan_and_blocks_its_gradient(backend):
+    x = np.array([[np.nan, -1.0, 2.0, -np.inf, np.inf]])
+    y = ops.relu(x)
+    assert np.isnan(y[0, 0])
+    np.testing.assert_array_equal(y[0, 1:], [0.0, 2.0, 0.0, np.inf])
+    np.testing.assert_array_equal(ops.relu_backward(np.ones_like(x), y), [[0.0, 0.0, 1.0, 0.0, 1.0]])

@@ -45,6 +45,14 @@ CASES = {
     "x-shape-negative": (lambda: ops.avg_pool2d_backward(POOLED, (2, 3, -6, 6), 2), ValueError, r"x_shape must not hold negative sizes"),
     "output-size-kernel": (lambda: ops.conv_output_size(4, 7), ValueError, r"kernel 7 is larger than the padded input 4"),
     "output-size-stride": (lambda: ops.conv_output_size(4, 2, 0), ValueError, r"stride must be >= 1, got 0"),
+    "relu-int": (lambda: ops.relu(np.zeros(3, np.int32)), TypeError, r"x must be float32 or float64, got dtype int32"),
+    "relu-backward-shape": (lambda: ops.relu_backward(np.zeros(3, np.float32), np.zeros(4, np.float32)), ValueError, r"dy must have shape \(4,\), got \(3,\)"),
+    "relu-backward-dtype": (lambda: ops.relu_backward(np.zeros(3), np.zeros(3, np.float32)), TypeError, r"dy has dtype float64 but y has dtype float32"),
+    "bn-3d": (lambda: ops.batch_norm_stats(np.zeros((2, 3, 4), np.float32)), ValueError, r"x must be \(N, C\) or \(N, C, H, W\), got shape \(2, 3, 4\)"),
+    "bn-empty": (lambda: ops.batch_norm_stats(np.zeros((0, 3), np.float32)), ValueError, r"at least one value per channel, got shape \(0, 3\)"),
+    "bn-gamma-shape": (lambda: ops.batch_norm_apply(np.zeros((2, 3), np.float32), *[np.zeros(3, np.float32)] * 2, np.zeros(4, np.float32), np.zeros(3, np.float32)), ValueError, r"gamma must have shape \(3,\), got \(4,\)"),
+    "bn-mean-dtype": (lambda: ops.batch_norm_apply(np.zeros((2, 3), np.float32), np.zeros(3), *[np.zeros(3, np.float32)] * 3), TypeError, r"mean has dtype float64 but x has dtype float32"),
+    "bn-dy-shape": (lambda: ops.batch_norm_backward(np.zeros((2, 4), np.float32), np.zeros((2, 3), np.float32), *[np.zeros(3, np.float32)] * 3), ValueError, r"dy must have shape \(2, 3\), got \(2, 4\)"),
     "output-size-float": (lambda: ops.conv_output_size(4.0, 2), TypeError, r"size must be an int, got float"),
 }
 

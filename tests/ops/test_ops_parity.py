@@ -6,7 +6,7 @@ import naive
 import numpy as np
 import pytest
 from conftest import DTYPES
-from helpers import assert_close, check_dtypes, on_both
+from helpers import RTOL, assert_close, check_dtypes, on_both
 
 import dlx.ops as ops
 
@@ -128,3 +128,62 @@ def test_conv2d_across_column_blocks(rng, dtype):
     grads_cpp, grads_ref = on_both("conv2d_backward", dy, x, w, pad=1)
     for got, want in zip(grads_cpp, grads_ref, strict=True):
         assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(0, 3), (5,), (2, 3, 4, 5), (3, 70000)])
+def test_relu(rng, dtype, shape):
+    x = rng.standard_normal(shape).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    expected_y = np.where(x > 0, x, 0)
+    expected_dx = np.where(x > 0, dy, 0)
+    for y in on_both("relu", x):
+        check_dtypes(y, dtype)
+        np.testing.assert_array_equal(y, expected_y)
+        for dx in on_both("relu_backward", dy, y):
+            check_dtypes(dx, dtype)
+            np.testing.assert_array_equal(dx, expected_dx)
+
+
+def naive_batch_norm(x, gamma, beta, eps, dy):
+    """Per channel, with the channel's values gathered into one flat vector."""
+    y, dx = np.zeros(x.shape), np.zeros(x.shape)
+    dgamma, dbeta = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    for c in range(x.shape[1]):
+        v = x[:, c].astype(np.float64).reshape(-1)
+        g = dy[:, c].astype(np.float64).reshape(-1)
+        m = v.size
+        mu = sum(v) / m
+        var = sum((v - mu) ** 2) / m
+        xhat = (v - mu) / np.sqrt(var + eps)
+        y[:, c] = (gamma[c] * xhat + beta[c]).reshape(x[:, c].shape)
+        dbeta[c], dgamma[c] = sum(g), sum(g * xhat)
+        d = gamma[c] / np.sqrt(var + eps) / m * (m * g - dbeta[c] - xhat * dgamma[c])
+        dx[:, c] = d.reshape(x[:, c].shape)
+    return y, dx, dgamma, dbeta
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(7, 3), (1, 5), (4, 3, 5, 6), (2, 1, 1, 1), (3, 2, 40, 40)])
+def test_batch_norm(rng, dtype, shape):
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    c = shape[1]
+    gamma = rng.uniform(0.5, 2, c).astype(dtype)
+    beta = rng.standard_normal(c).astype(dtype)
+    eps = 1e-5
+    y_want, dx_want, dgamma_want, dbeta_want = naive_batch_norm(x, gamma, beta, eps, dy)
+    for backend in ("cpp", "numpy"):
+        with ops.use_backend(backend):
+            mean, var = ops.batch_norm_stats(x)
+            inv_std = (1 / np.sqrt(var + dtype(eps))).astype(dtype)
+            y = ops.batch_norm_apply(x, mean, inv_std, gamma, beta)
+            dx, dgamma, dbeta = ops.batch_norm_backward(dy, x, mean, inv_std, gamma)
+        check_dtypes((mean, var, y, dx, dgamma, dbeta), dtype)
+        assert_close(y, y_want, dtype)
+        # dx is a difference of near-equal terms (M dy - sum dy - ...): in float32 compare it
+        # at the scale of those terms, gamma * inv_std * |dy|.
+        scale = float(np.max(gamma * inv_std)) * float(np.abs(dy).max())
+        np.testing.assert_allclose(dx, dx_want, rtol=0, atol=RTOL[np.dtype(dtype)] * 10 * scale)
+        assert_close(dgamma, dgamma_want, dtype)
+        assert_close(dbeta, dbeta_want, dtype)

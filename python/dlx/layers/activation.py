@@ -5,23 +5,28 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from .. import ops
 from .base import Layer, check_input
 
 
 class ReLU(Layer):
-    """y = max(0, x); the gradient passes where x > 0 and is 0 elsewhere."""
+    """y = max(0, x); the gradient passes where x > 0 and is 0 elsewhere.
+
+    Forward keeps y itself rather than a mask: y > 0 exactly where x > 0. Both passes run
+    on :mod:`dlx.ops` (a parallel C++ loop by default).
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self.mask: np.ndarray | None = None
+        self.out: np.ndarray | None = None
 
     def forward(self, x, train=True):
         x = check_input(self, x, tuple(range(1, 9)), "an array with a batch axis")
-        self.mask = x <= 0
-        return np.where(self.mask, x.dtype.type(0), x)
+        self.out = ops.relu(x)
+        return self.out
 
     def backward(self, dout):
-        return np.where(self.mask, dout.dtype.type(0), dout)
+        return ops.relu_backward(dout, self.out)
 
 
 class Sigmoid(Layer):

@@ -31,6 +31,9 @@ from . import _checks, reference
 __all__ = [
     "avg_pool2d",
     "avg_pool2d_backward",
+    "batch_norm_apply",
+    "batch_norm_backward",
+    "batch_norm_stats",
     "backend",
     "col2im",
     "conv2d",
@@ -40,6 +43,8 @@ __all__ = [
     "max_pool2d",
     "max_pool2d_backward",
     "reference",
+    "relu",
+    "relu_backward",
     "use_backend",
 ]
 
@@ -52,6 +57,9 @@ except ImportError as error:  # a source tree without the built extension
     _native_error: ImportError | None = error
 else:
     _native_error = None
+    from .. import threads as _threads
+
+    _threads._apply_environment()
 
 
 def _module_of(name: str) -> types.ModuleType:
@@ -251,3 +259,57 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, pad=0) -> np.ndar
     dy = _checks.float_array(dy, "dy", 4, "(N, C, OH, OW)")
     _checks.expect_shape(dy, "dy", y_shape)
     return _impl().avg_pool2d_backward(dy, x_shape, kernel, stride, pad)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0) elementwise, for an array of any shape; NaN stays NaN."""
+    return _impl().relu(_checks.float_array(x, "x"))
+
+
+def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`relu` from its output y: dy where y > 0, else 0."""
+    y = _checks.float_array(y, "y")
+    dy = _checks.float_array(dy, "dy")
+    _checks.same_dtype("dy", dy, "y", y)
+    _checks.expect_shape(dy, "dy", y.shape)
+    return _impl().relu_backward(dy, y)
+
+
+def _bn_input(x, name="x"):
+    x = _checks.float_array(x, name)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{name} must be (N, C) or (N, C, H, W), got shape {x.shape}")
+    return x
+
+
+def _bn_vectors(x, **vectors):
+    out = []
+    for name, v in vectors.items():
+        v = _checks.float_array(v, name, 1, "(C,)")
+        _checks.same_dtype(name, v, "x", x)
+        _checks.expect_shape(v, name, (x.shape[1],))
+        out.append(v)
+    return out
+
+
+def batch_norm_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and biased variance of x (N, C) or (N, C, H, W): each (C,)."""
+    x = _bn_input(x)
+    if x.shape[0] == 0 or x.size == 0:
+        raise ValueError(f"batch statistics need at least one value per channel, got shape {x.shape}")
+    return _impl().batch_norm_stats(x)
+
+
+def batch_norm_apply(x, mean, inv_std, gamma, beta) -> np.ndarray:
+    """gamma * (x - mean) * inv_std + beta per channel; every vector is (C,)."""
+    x = _bn_input(x)
+    return _impl().batch_norm_apply(x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma, beta=beta))
+
+
+def batch_norm_backward(dy, x, mean, inv_std, gamma):
+    """Gradients of :func:`batch_norm_apply` with batch statistics: (dx, dgamma, dbeta)."""
+    x = _bn_input(x)
+    dy = _bn_input(dy, "dy")
+    _checks.same_dtype("dy", dy, "x", x)
+    _checks.expect_shape(dy, "dy", x.shape)
+    return _impl().batch_norm_backward(dy, x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma))

@@ -46,13 +46,13 @@ def pair(value: object, name: str, minimum: int) -> tuple[int, int]:
     return h, w
 
 
-def float_array(a: object, name: str, ndim: int, layout: str) -> np.ndarray:
-    """A C-contiguous float32 or float64 array of ``ndim`` dimensions, never cast."""
+def float_array(a: object, name: str, ndim: int | None = None, layout: str = "") -> np.ndarray:
+    """A C-contiguous float32 or float64 array of ``ndim`` dimensions (None: any), never cast."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got dtype {a.dtype}")
-    if a.ndim != ndim:
+    if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {a.shape}")
     return np.ascontiguousarray(a)
 

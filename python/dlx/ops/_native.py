@@ -38,3 +38,23 @@ def avg_pool2d(x, kernel_size, stride, pad):
 
 def avg_pool2d_backward(dy, x_shape, kernel_size, stride, pad):
     return _core.avg_pool2d_backward(dy, tuple(x_shape), *kernel_size, *stride, *pad)
+
+
+def relu(x):
+    return _core.relu_forward(x)
+
+
+def relu_backward(dy, y):
+    return _core.relu_backward(dy, y)
+
+
+def batch_norm_stats(x):
+    return _core.batch_norm_stats(x)
+
+
+def batch_norm_apply(x, mean, inv_std, gamma, beta):
+    return _core.batch_norm_apply(x, mean, inv_std, gamma, beta)
+
+
+def batch_norm_backward(dy, x, mean, inv_std, gamma):
+    return _core.batch_norm_backward(dy, x, mean, inv_std, gamma)

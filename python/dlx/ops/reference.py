@@ -19,6 +19,9 @@ import numpy as np
 
 __all__ = [
     "avg_pool2d",
+    "batch_norm_apply",
+    "batch_norm_backward",
+    "batch_norm_stats",
     "avg_pool2d_backward",
     "col2im",
     "conv2d",
@@ -27,6 +30,8 @@ __all__ = [
     "im2col",
     "max_pool2d",
     "max_pool2d_backward",
+    "relu",
+    "relu_backward",
 ]
 
 
@@ -189,3 +194,53 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, pad=0):
     share = dy / dy.dtype.type(kh * kw)
     windows = np.broadcast_to(share[:, :, None, None], (n, c, kh, kw, oh, ow))
     return _fold(windows, x_shape, stride, pad)
+
+
+def relu(x):
+    """max(x, 0) elementwise (NaN stays NaN)."""
+    return np.maximum(x, x.dtype.type(0))
+
+
+def relu_backward(dy, y):
+    """The gradient passes where the output y is positive, and is 0 elsewhere."""
+    return np.where(y > 0, dy, dy.dtype.type(0))
+
+
+def _channel_axes(x):
+    """The axes a BatchNorm statistic runs over: the batch, and the pixels of an image."""
+    return (0,) if x.ndim == 2 else (0, 2, 3)
+
+
+def _per_channel(v, x):
+    """A (C,) vector shaped to broadcast against x (N, C) or (N, C, H, W)."""
+    return v if x.ndim == 2 else v[None, :, None, None]
+
+
+def batch_norm_stats(x):
+    """Mean and (biased) variance of every channel, over the batch and the pixels."""
+    axes = _channel_axes(x)
+    mean = x.mean(axis=axes)
+    return mean, ((x - _per_channel(mean, x)) ** 2).mean(axis=axes)
+
+
+def batch_norm_apply(x, mean, inv_std, gamma, beta):
+    """gamma * (x - mean) / std + beta, channel by channel."""
+    xhat = (x - _per_channel(mean, x)) * _per_channel(inv_std, x)
+    return _per_channel(gamma, x) * xhat + _per_channel(beta, x)
+
+
+def batch_norm_backward(dy, x, mean, inv_std, gamma):
+    """Gradients of batch_norm_apply when mean and inv_std came from this batch.
+
+    With M values per channel and xhat = (x - mean) * inv_std, the three paths from x to the
+    loss (directly, through the mean, through the variance) add up to
+    dx = gamma * inv_std / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)).
+    """
+    axes = _channel_axes(x)
+    m = x.size // x.shape[1] if x.shape[1] else 0
+    xhat = (x - _per_channel(mean, x)) * _per_channel(inv_std, x)
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * xhat).sum(axis=axes)
+    scale = _per_channel(gamma * inv_std / x.dtype.type(m), x)
+    dx = scale * (m * dy - _per_channel(dbeta, x) - xhat * _per_channel(dgamma, x))
+    return dx, dgamma, dbeta

@@ -1,0 +1,108 @@
+"""Training-step throughput (images per second) of SimpleConvNet and DeepConvNet, batch 100,
+Adam, float32: dlx against the same models in PyTorch, in one process, on the same batches.
+
+    python benchmarks/bench_train.py [--threads 2] [--steps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+
+def torch_models(torch):
+    nn = torch.nn
+
+    def simple():
+        return nn.Sequential(
+            nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(30 * 12 * 12, 100), nn.ReLU(), nn.Linear(100, 10),
+        )
+
+    def deep(batchnorm=False):
+        layers, c = [], 1
+        for i, (fn, pad) in enumerate([(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]):
+            layers.append(nn.Conv2d(c, fn, 3, 1, pad, bias=not batchnorm))
+            if batchnorm:
+                layers.append(nn.BatchNorm2d(fn))
+            layers.append(nn.ReLU())
+            if i % 2 == 1:
+                layers.append(nn.MaxPool2d(2))
+            c = fn
+        layers += [nn.Flatten(), nn.Linear(64 * 4 * 4, 50), nn.ReLU(), nn.Dropout(0.5), nn.Linear(50, 10)]
+        return nn.Sequential(*layers)
+
+    return {"SimpleConvNet": simple, "DeepConvNet": deep, "DeepConvNet+BN": lambda: deep(True)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+
+    import dlx
+    from dlx.threads import blas_single_threaded
+
+    dlx.threads.set_num_threads(args.threads)
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        torch = None
+
+    rng = np.random.default_rng(0)
+    x = rng.random((args.steps, 100, 1, 28, 28), dtype=np.float32)
+    t = rng.integers(0, 10, (args.steps, 100))
+    builders = {
+        "SimpleConvNet": dlx.models.simple_conv_net,
+        "DeepConvNet": dlx.models.deep_conv_net,
+        "DeepConvNet+BN": lambda: dlx.models.deep_conv_net(batchnorm=True),
+    }
+    print(f"dlx {dlx.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
+          f"{args.threads} threads, batch 100, Adam, float32")
+    print(f"{'model':16s} {'dlx img/s':>10s} {'torch img/s':>12s} {'dlx/torch':>10s}")
+    for name, build in builders.items():
+        dlx.seed(0)
+        net, opt = build(), dlx.optim.Adam(1e-3)
+
+        def dlx_step(i):
+            _, grads = net.loss_and_gradient(x[i], t[i])
+            opt.update(net.params, grads)
+
+        runners = {"dlx": dlx_step}
+        if torch is not None:
+            model = torch_models(torch)[name]()
+            topt = torch.optim.Adam(model.parameters(), 1e-3)
+            tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+            loss_fn = torch.nn.CrossEntropyLoss()
+
+            def torch_step(i):
+                topt.zero_grad()
+                loss_fn(model(tx[i]), tt[i]).backward()
+                topt.step()
+
+            runners["torch"] = torch_step
+        times = {k: [] for k in runners}
+        with blas_single_threaded():
+            for f in runners.values():
+                f(0)
+            for i in range(args.steps):
+                for k, f in runners.items():
+                    start = time.perf_counter()
+                    f(i)
+                    times[k].append(time.perf_counter() - start)
+        rate = {k: 100 / statistics.median(v) for k, v in times.items()}
+        if "torch" in rate:
+            print(f"{name:16s} {rate['dlx']:10.0f} {rate['torch']:12.0f} {rate['dlx'] / rate['torch']:10.2f}")
+        else:
+            print(f"{name:16s} {rate['dlx']:10.0f} {'-':>12s} {'-':>10s}")
+
+
+if __name__ == "__main__":
+    main()

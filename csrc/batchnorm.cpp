@@ -1,0 +1,98 @@
+// One channel at a time, so OpenMP splits the channels and every sum has a single owner
+// (deterministic). Within a channel the N planes of S values are contiguous runs.
+#include "batchnorm.h"
+
+namespace dlx {
+namespace {
+
+constexpr index_t kParallelGrain = index_t(1) << 15;
+
+template <typename T>
+double channel_sum(const T* x, index_t n, index_t c, index_t s, index_t ch) {
+  double sum = 0.0;
+  for (index_t i = 0; i < n; ++i) {
+    const T* run = x + (i * c + ch) * s;
+    for (index_t k = 0; k < s; ++k) sum += run[k];
+  }
+  return sum;
+}
+
+}  // namespace
+
+template <typename T>
+void batch_norm_stats(const T* x, index_t n, index_t c, index_t s, T* mean, T* var) {
+  const double count = static_cast<double>(n * s);
+#pragma omp parallel for schedule(static) if (n * c * s > kParallelGrain)
+  for (index_t ch = 0; ch < c; ++ch) {
+    const double mu = channel_sum(x, n, c, s, ch) / count;
+    double sq = 0.0;
+    for (index_t i = 0; i < n; ++i) {
+      const T* run = x + (i * c + ch) * s;
+      for (index_t k = 0; k < s; ++k) {
+        const double d = run[k] - mu;
+        sq += d * d;
+      }
+    }
+    mean[ch] = static_cast<T>(mu);
+    var[ch] = static_cast<T>(sq / count);
+  }
+}
+
+template <typename T>
+void batch_norm_apply(const T* x, const T* mean, const T* inv_std, const T* gamma, const T* beta,
+                      T* y, index_t n, index_t c, index_t s) {
+#pragma omp parallel for collapse(2) schedule(static) if (n * c * s > kParallelGrain)
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t ch = 0; ch < c; ++ch) {
+      const T scale = gamma[ch] * inv_std[ch];
+      const T shift = beta[ch] - mean[ch] * scale;
+      const T* __restrict in = x + (i * c + ch) * s;
+      T* __restrict out = y + (i * c + ch) * s;
+      for (index_t k = 0; k < s; ++k) out[k] = in[k] * scale + shift;
+    }
+  }
+}
+
+template <typename T>
+void batch_norm_backward(const T* dy, const T* x, const T* mean, const T* inv_std, const T* gamma,
+                         T* dx, T* dgamma, T* dbeta, index_t n, index_t c, index_t s) {
+  const double count = static_cast<double>(n * s);
+#pragma omp parallel for schedule(static) if (n * c * s > kParallelGrain)
+  for (index_t ch = 0; ch < c; ++ch) {
+    const double mu = mean[ch], istd = inv_std[ch];
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    for (index_t i = 0; i < n; ++i) {
+      const T* g = dy + (i * c + ch) * s;
+      const T* in = x + (i * c + ch) * s;
+      for (index_t k = 0; k < s; ++k) {
+        sum_dy += g[k];
+        sum_dy_xhat += g[k] * ((in[k] - mu) * istd);
+      }
+    }
+    dbeta[ch] = static_cast<T>(sum_dy);
+    dgamma[ch] = static_cast<T>(sum_dy_xhat);
+    // dx = a * dy + b * x + d, the three terms of the formula above regrouped per channel.
+    const double a = gamma[ch] * istd;
+    const double b = -a * istd * sum_dy_xhat / count;
+    const double d = -a * sum_dy / count - b * mu;
+    const T ta = static_cast<T>(a), tb = static_cast<T>(b), td = static_cast<T>(d);
+    for (index_t i = 0; i < n; ++i) {
+      const T* __restrict g = dy + (i * c + ch) * s;
+      const T* __restrict in = x + (i * c + ch) * s;
+      T* __restrict out = dx + (i * c + ch) * s;
+      for (index_t k = 0; k < s; ++k) out[k] = ta * g[k] + tb * in[k] + td;
+    }
+  }
+}
+
+#define DLX_INSTANTIATE_BN(T)                                                                   \
+  template void batch_norm_stats<T>(const T*, index_t, index_t, index_t, T*, T*);              \
+  template void batch_norm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*,      \
+                                    index_t, index_t, index_t);                                \
+  template void batch_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*,   \
+                                       T*, T*, index_t, index_t, index_t);
+DLX_INSTANTIATE_BN(float)
+DLX_INSTANTIATE_BN(double)
+#undef DLX_INSTANTIATE_BN
+
+}  // namespace dlx

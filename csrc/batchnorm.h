@@ -1,0 +1,24 @@
+// Batch normalisation per channel of x viewed as (N, C, S): S = H*W for images, 1 for (N, D).
+// Each channel's statistics run over its N*S values.
+#pragma once
+
+#include "common.h"
+
+namespace dlx {
+
+// mean and biased variance of every channel (two passes, accumulated in double).
+template <typename T>
+void batch_norm_stats(const T* x, index_t n, index_t c, index_t s, T* mean, T* var);
+
+// y = gamma * (x - mean) * inv_std + beta, per channel.
+template <typename T>
+void batch_norm_apply(const T* x, const T* mean, const T* inv_std, const T* gamma, const T* beta,
+                      T* y, index_t n, index_t c, index_t s);
+
+// Gradients of batch_norm_apply with batch statistics (M = N*S, xhat = (x - mean) * inv_std):
+// dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * inv_std / M * (M dy - dbeta - xhat dgamma).
+template <typename T>
+void batch_norm_backward(const T* dy, const T* x, const T* mean, const T* inv_std, const T* gamma,
+                         T* dx, T* dgamma, T* dbeta, index_t n, index_t c, index_t s);
+
+}  // namespace dlx

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, functional, gradcheck, graph, init, layers, models, ops, optim, testing, threads
+from . import datasets, functional, gradcheck, graph, init, layers, models, ops, optim, testing, threads, tune
 from ._random import get_rng, seed
 from .checkpoint import CheckpointError, load, save
 from .layers import Layer
@@ -54,4 +54,5 @@ __all__ = [
     "seed",
     "testing",
     "threads",
+    "tune",
 ]

@@ -1,34 +1,50 @@
-"""The ``dlx`` command line (also ``python -m dlx``)."""
+"""The dlx command line (also ``python -m dlx``).
+
+    dlx train                 train SimpleConvNet on the bundled Fashion-MNIST subset
+    dlx evaluate CHECKPOINT   accuracy and confusion matrix of a saved model
+    dlx summary MODEL         shapes, parameters and multiply-adds per layer
+    dlx experiment NAME       the classic experiments of the course, as figures
+    dlx layers                every layer, with the package that provides it
+    dlx demo                  the edge-detection convolution through the C++ kernels
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import sys
+import time
+from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 
 from . import ops
 
+MODELS = ("mlp", "simpleconvnet", "deepconvnet", "deepconvnet-bn")
 
-def edge_demo() -> int:
+
+# -- demo and layers ------------------------------------------------------------------
+def edge_demo(args=None) -> int:
     """Convolve the course's edge-detection example and print image, filter and response."""
     image = np.zeros((1, 1, 6, 6), dtype=np.float32)
     image[..., :3] = 10.0  # left half bright, right half dark
     kernel = np.array([[1, 0, -1]] * 3, dtype=np.float32)[None, None]
     response = ops.conv2d(image, kernel)
 
-    np.set_printoptions(precision=0, suppress=True, floatmode="fixed")
-    print(f"dlx backend: {ops.backend()}")
-    print("image (6x6, left half 10, right half 0):")
-    print(image[0, 0])
-    print("filter (3x3, vertical edges):")
-    print(kernel[0, 0])
-    print("response (4x4, the edge shows as the columns of 30):")
-    print(response[0, 0])
+    with np.printoptions(precision=0, suppress=True, floatmode="fixed"):
+        print(f"dlx backend: {ops.backend()}")
+        print("image (6x6, left half 10, right half 0):")
+        print(image[0, 0])
+        print("filter (3x3, vertical edges):")
+        print(kernel[0, 0])
+        print("response (4x4, the edge shows as the columns of 30):")
+        print(response[0, 0])
     return 0
 
 
-def list_layer_table() -> int:
+def list_layer_table(args=None) -> int:
     """Print every registered layer with the distribution that provides it."""
     from .registry import layer_providers
 
@@ -40,18 +56,272 @@ def list_layer_table() -> int:
     return 0
 
 
+# -- models ---------------------------------------------------------------------------
+def build_model(spec: str, input_shape: tuple[int, ...], classes: int = 10):
+    """A network by builder name, or from a JSON config file (which may use plugin layers)."""
+    from . import models
+    from .network import Sequential
+
+    if spec == "mlp":
+        return models.mlp(int(np.prod(input_shape)), [100, 100], classes)
+    if spec == "simpleconvnet":
+        return models.simple_conv_net(input_shape, output_size=classes)
+    if spec in ("deepconvnet", "deepconvnet-bn"):
+        return models.deep_conv_net(input_shape, output_size=classes, batchnorm=spec.endswith("-bn"))
+    path = Path(spec)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise FileNotFoundError(f"no model config at {path}")
+        try:
+            config = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+        return Sequential.from_config(config)
+    raise ValueError(f"--model must be one of {', '.join(MODELS)} or a .json config file, got {spec!r}")
+
+
+def _load_model_for_summary(spec: str, input_shape):
+    from .checkpoint import load
+
+    if spec.endswith(".npz"):
+        return load(spec)
+    return build_model(spec, input_shape)
+
+
+# -- train ----------------------------------------------------------------------------
+def _writable_folder(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".dlx-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write to the output folder {path}: {error.strerror or error}") from None
+    return path
+
+
+def _write_history(history: dict[str, list[float]], out: Path) -> None:
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    keys = list(history)
+    with open(out / "history.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(keys)
+        writer.writerows(zip(*(history[k] for k in keys)))
+
+
+def train(args) -> int:
+    from tqdm.auto import tqdm
+
+    from . import datasets
+    from ._random import seed
+    from .checkpoint import save
+    from .optim import get_optimizer
+    from .plots import plot_history
+    from .trainer import Trainer
+
+    seed(args.seed)
+    (x_train, t_train), (x_test, t_test) = datasets.load_dataset(args.dataset)
+    (x_train, t_train), (x_val, t_val) = datasets.train_val_split(
+        x_train, t_train, args.val_fraction, np.random.default_rng(args.seed)
+    )
+    net = build_model(args.model, x_train.shape[1:])
+    optimizer = get_optimizer(args.optimizer, lr=args.lr)
+    net.weight_decay = args.weight_decay
+    out = _writable_folder(Path(args.out or f"runs/train-{datetime.now():%Y%m%d-%H%M%S}"))
+    (out / "model.json").write_text(json.dumps(net.to_config(), indent=1))
+    print(f"dlx train: {args.model} on {args.dataset} ({len(x_train)} train, {len(x_val)} validation, "
+          f"{len(x_test)} test), {args.epochs} epochs, batch {args.batch_size}, "
+          f"{args.optimizer} lr {args.lr:g}, weight decay {args.weight_decay:g}, seed {args.seed}")
+    print(f"writing to {out}/")
+
+    checkpoint = out / "model.npz"
+    last_saved = [0]
+
+    def on_epoch_end(epoch, record):
+        save(net, checkpoint)
+        last_saved[0] = epoch
+        tqdm.write(
+            f"epoch {epoch:3d}/{args.epochs}  loss {record['train_loss']:.4f}  "
+            f"train acc {record['train_acc']:.4f}  val loss {record['val_loss']:.4f}  "
+            f"val acc {record['val_acc']:.4f}  ({record['seconds']:.1f} s)"
+        )
+
+    trainer = Trainer(
+        net, optimizer, epochs=args.epochs, batch_size=args.batch_size,
+        progress=not args.no_progress, train_eval_samples=min(len(x_train), 10000),
+        on_epoch_end=on_epoch_end,
+    )
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        trainer.fit(x_train, t_train, x_val, t_val)
+    except KeyboardInterrupt:
+        interrupted = True
+    history = trainer.history
+    if history:
+        _write_history(history, out)
+        plot_history(history, out / "curves.png", title=f"{args.model} on {args.dataset}")
+    if interrupted:
+        kept = f"kept the checkpoint of epoch {last_saved[0]}: {checkpoint}" if last_saved[0] else "no epoch had finished"
+        print(f"\ninterrupted; {kept}", file=sys.stderr)
+        return 130
+
+    test_acc = net.accuracy(x_test, t_test)
+    elapsed = time.perf_counter() - started
+    per_epoch = float(np.mean(history["seconds"])) if history else 0.0
+    print(f"test accuracy {test_acc:.4f} on {len(x_test)} images "
+          f"({elapsed:.1f} s in all, {per_epoch:.1f} s per epoch)")
+    print(f"wrote {checkpoint}, {out / 'history.json'}, {out / 'history.csv'}, {out / 'curves.png'}")
+    return 0
+
+
+# -- evaluate and summary ---------------------------------------------------------------
+def evaluate(args) -> int:
+    from . import datasets
+    from .checkpoint import load
+    from .plots import confusion_matrix, plot_confusion
+
+    net = load(args.checkpoint)
+    (_, _), (x_test, t_test) = datasets.load_dataset(args.dataset)
+    scores = np.concatenate([
+        net.predict(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)
+    ])
+    predictions = np.argmax(scores, axis=1)
+    counts = confusion_matrix(t_test, predictions, scores.shape[1])
+    names = datasets.CLASS_NAMES.get(args.dataset, datasets.CLASS_NAMES["fashion-mnist"])
+    print(f"accuracy {float(np.mean(predictions == t_test)):.4f} on {len(t_test)} {args.dataset} test images")
+    print("confusion matrix (rows: true class, columns: predicted)")
+    width = max(6, len(str(counts.max())) + 1)
+    print(" " * 13 + "".join(f"{j:>{width}d}" for j in range(len(counts))))
+    for i, row in enumerate(counts):
+        print(f"{i:2d} {names[i][:10]:10s}" + "".join(f"{v:>{width}d}" for v in row))
+    if args.plot:
+        print(f"wrote {plot_confusion(counts, names, args.plot)}")
+    return 0
+
+
+def summary(args) -> int:
+    shape = tuple(int(v) for v in args.input_shape.split(","))
+    net = _load_model_for_summary(args.model, shape)
+    print(net.summary(shape, batch_size=args.batch_size))
+    return 0
+
+
+def experiment(args) -> int:
+    from .experiments import EXPERIMENTS, run
+
+    names = list(EXPERIMENTS) if args.name == "all" else [args.name]
+    out = _writable_folder(Path(args.out))
+    for name in names:
+        started = time.perf_counter()
+        paths = run(name, out)
+        print(f"{name}: wrote {', '.join(str(p) for p in paths)} ({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+# -- argument parsing -------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, with a pointer to --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    from .experiments import EXPERIMENTS
+    from .optim import OPTIMIZERS
+
+    parser = _Parser(prog="dlx", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = commands.add_parser("train", help="train a model and save checkpoint, history and curves")
+    p.add_argument("--model", default="simpleconvnet", help=f"{', '.join(MODELS)}, or a JSON config (default: simpleconvnet)")
+    p.add_argument("--dataset", default="bundled", help="bundled, fashion-mnist, mnist, or a folder of IDX files (default: bundled)")
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--batch-size", type=_positive_int, default=100)
+    p.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate (default: 1e-3)")
+    p.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
+    p.add_argument("--val-fraction", type=_fraction, default=0.1, help="training data held out for validation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default: runs/train-DATE-TIME)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=train)
+
+    p = commands.add_parser("evaluate", help="accuracy and confusion matrix of a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--dataset", default="bundled")
+    p.add_argument("--plot", help="also write the confusion matrix to this PNG file")
+    p.set_defaults(run=evaluate)
+
+    p = commands.add_parser("summary", help="output shape, parameters and multiply-adds per layer")
+    p.add_argument("model", help=f"{', '.join(MODELS)}, a JSON config, or a checkpoint (.npz)")
+    p.add_argument("--input-shape", default="1,28,28", help="one sample's shape (default: 1,28,28)")
+    p.add_argument("--batch-size", type=_positive_int, default=1)
+    p.set_defaults(run=summary)
+
+    p = commands.add_parser("experiment", help="run a classic experiment of the course, writing figures")
+    p.add_argument("name", choices=[*EXPERIMENTS, "all"])
+    p.add_argument("--out", default="experiments")
+    p.set_defaults(run=experiment)
+
+    commands.add_parser("layers", help="list every layer with the package that provides it").set_defaults(run=list_layer_table)
+    commands.add_parser("demo", help="the edge-detection convolution (the default)").set_defaults(run=edge_demo)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dlx", description=__doc__)
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("demo", help="convolve the edge-detection example (the default)")
-    commands.add_parser("layers", help="list every layer, with the package that provides it")
+    from .checkpoint import CheckpointError
+    from .datasets import DatasetNotFoundError, IDXError
+
+    parser = make_parser()
     args = parser.parse_args(argv)
-    if args.command in (None, "demo"):
-        return edge_demo()
-    if args.command == "layers":
-        return list_layer_table()
-    parser.error(f"unknown command {args.command!r}")
-    return 2
+    run = getattr(args, "run", edge_demo)
+    try:
+        return run(args)
+    except (DatasetNotFoundError, IDXError, CheckpointError, FileNotFoundError, FloatingPointError, ValueError, TypeError) as error:
+        print(f"dlx: error: {error}", file=sys.stderr)
+        return 2
+    except KeyError as error:
+        print(f"dlx: error: {error.args[0] if error.args else error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

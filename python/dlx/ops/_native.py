@@ -5,7 +5,14 @@ from __future__ import annotations
 # Loads libscipy_openblas into the process, where the extension's BLAS dependency finds it.
 import scipy_openblas32  # noqa: F401
 
+import os
+
 from dlx import _core
+
+# GNU OpenMP's thread pool does not survive fork(): a child that entered a parallel region
+# would wait forever for threads it does not have. A forked child therefore runs the kernels
+# on its own thread; processes started with "spawn" or "forkserver" keep every core.
+os.register_at_fork(after_in_child=lambda: _core.set_num_threads(1))
 
 
 def im2col(x, kernel_size, stride, pad):

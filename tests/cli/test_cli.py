@@ -1,0 +1,132 @@
+"""The dlx command line, run as a user runs it: in a fresh process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import dlx
+from dlx import experiments
+
+
+def dlx_cli(*args, cwd=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "dlx", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
+
+
+def test_demo_is_the_default():
+    result = dlx_cli()
+    assert result.returncode == 0, result.stderr
+    assert "dlx backend: cpp" in result.stdout
+    assert "[ 0. 30. 30.  0.]" in result.stdout
+
+
+def test_train_evaluate_summary(tmp_path):
+    out = tmp_path / "run"
+    result = dlx_cli("train", "--epochs", "2", "--out", str(out), "--no-progress", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert sum(line.startswith("epoch ") for line in lines) == 2
+    accuracy = float(next(line for line in lines if line.startswith("test accuracy")).split()[2])
+    assert accuracy > 0.7  # two epochs of SimpleConvNet on the bundled subset
+    for name in ("model.npz", "history.json", "history.csv", "curves.png", "model.json"):
+        assert (out / name).is_file(), name
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [1, 2] and len(history["val_acc"]) == 2
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    evaluated = dlx_cli("evaluate", str(out / "model.npz"), "--plot", str(tmp_path / "cm.png"))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"accuracy {accuracy:.4f} on 1000 bundled test images" in evaluated.stdout
+    matrix = [line for line in evaluated.stdout.splitlines() if line[:2].strip().isdigit()]
+    assert len(matrix) == 10 and sum(int(v) for row in matrix for v in row.split()[-10:]) == 1000
+    assert (tmp_path / "cm.png").is_file()
+
+    summary = dlx_cli("summary", str(out / "model.npz"), "--batch-size", "100")
+    assert summary.returncode == 0, summary.stderr
+    assert "43,200,000" in summary.stdout  # N*FN*OH*OW*C*KH*KW of the first convolution
+
+
+def test_train_from_a_json_config(tmp_path):
+    config = {"layers": [{"type": "Flatten"}, {"type": "Affine", "in_features": 784, "out_features": 10}]}
+    (tmp_path / "net.json").write_text(json.dumps(config))
+    result = dlx_cli("train", "--model", str(tmp_path / "net.json"), "--epochs", "1", "--out", str(tmp_path / "o"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--model", "resnet"], "--model must be one of mlp, simpleconvnet, deepconvnet, deepconvnet-bn or a .json config file, got 'resnet'"),
+        (["train", "--epochs", "-2"], "argument --epochs: must be at least 1, got -2"),
+        (["train", "--lr", "zero"], "argument --lr: expected a number, got 'zero'"),
+        (["train", "--dataset", "imagenet"], "dataset must be 'bundled', 'fashion-mnist', 'mnist' or a folder of IDX files, got 'imagenet'"),
+        (["train", "--out", "/proc/dlx-cannot-write"], "cannot write to the output folder /proc/dlx-cannot-write"),
+        (["evaluate", "missing.npz"], "no checkpoint at missing.npz"),
+        (["summary", "mlp", "--input-shape", "a,b"], "invalid literal"),
+        (["experiment", "nope"], "argument name: invalid choice: 'nope'"),
+    ],
+)
+def test_bad_arguments_get_one_clear_line(tmp_path, args, message):
+    result = dlx_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing half-made
+
+
+def test_missing_dataset(tmp_path):
+    env = {**os.environ, "DLX_DATA": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "c"), "DLX_DATA_MIRROR": "http://127.0.0.1:9/"}
+    result = subprocess.run([sys.executable, "-m", "dlx", "train", "--dataset", "mnist"], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "mnist not found in" in result.stderr and "Put the files" in result.stderr
+
+
+def test_ctrl_c_keeps_the_last_finished_epoch(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlx", "train", "--epochs", "50", "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "model.npz").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted; kept the checkpoint of epoch" in stderr and "Traceback" not in stderr
+    model = dlx.load(out / "model.npz")
+    assert len(model) == 6
+    history = json.loads((out / "history.json").read_text())
+    assert 1 <= len(history["epoch"]) < 50
+
+
+def test_layers_command():
+    result = dlx_cli("layers")
+    assert result.returncode == 0
+    assert any(line.split() == ["Conv2d", "dlx"] for line in result.stdout.splitlines())
+
+
+FAST = ["edge", "learn-kernel", "gradient-descent", "activations", "optimizers"]
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_experiments_write_figures(tmp_path, name):
+    paths = experiments.run(name, tmp_path)
+    assert paths
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(experiments.EXPERIMENTS) - set(FAST)))
+def test_slower_experiments_write_figures(tmp_path, name):
+    for path in experiments.run(name, tmp_path):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

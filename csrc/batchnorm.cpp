@@ -71,16 +71,19 @@ void batch_norm_backward(const T* dy, const T* x, const T* mean, const T* inv_st
     }
     dbeta[ch] = static_cast<T>(sum_dy);
     dgamma[ch] = static_cast<T>(sum_dy_xhat);
-    // dx = a * dy + b * x + d, the three terms of the formula above regrouped per channel.
-    const double a = gamma[ch] * istd;
-    const double b = -a * istd * sum_dy_xhat / count;
-    const double d = -a * sum_dy / count - b * mu;
-    const T ta = static_cast<T>(a), tb = static_cast<T>(b), td = static_cast<T>(d);
+    // dx = gamma * inv_std / M * (M dy - sum(dy) - xhat * sum(dy * xhat)), term by term as
+    // in the formula, so that special values (inf, NaN) come out as the reference gives them.
+    const T scale = static_cast<T>(gamma[ch] * istd / count);
+    const T m = static_cast<T>(count), sdy = static_cast<T>(sum_dy), sdx = static_cast<T>(sum_dy_xhat);
+    const T tmu = static_cast<T>(mu), tistd = static_cast<T>(istd);
     for (index_t i = 0; i < n; ++i) {
       const T* __restrict g = dy + (i * c + ch) * s;
       const T* __restrict in = x + (i * c + ch) * s;
       T* __restrict out = dx + (i * c + ch) * s;
-      for (index_t k = 0; k < s; ++k) out[k] = ta * g[k] + tb * in[k] + td;
+      for (index_t k = 0; k < s; ++k) {
+        const T xhat = (in[k] - tmu) * tistd;
+        out[k] = scale * (m * g[k] - sdy - xhat * sdx);
+      }
     }
   }
 }

@@ -59,6 +59,11 @@ Frame frame_for(index_t n, index_t c, index_t h, index_t w, const Window2d& win)
   return dlx::make_frame(n, c, h, w, win);
 }
 
+// Pooling windows must each cover a real cell, so the planes cannot be empty.
+void check_pool_plane(const Frame& f) {
+  if (f.h < 1 || f.w < 1) dlx::fail("pooling needs H and W >= 1, got (", f.h, ", ", f.w, ")");
+}
+
 Frame frame_of(const py::array& x, const Window2d& win) {
   check_ndim(x, 4, "x");
   return frame_for(x.shape(0), x.shape(1), x.shape(2), x.shape(3), win);
@@ -151,6 +156,7 @@ std::tuple<Array<T>, Array<std::int64_t>> max_pool2d_forward(const Array<T>& x, 
   const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
   check_pool_pad(win);
   const Frame f = frame_of(x, win);
+  check_pool_plane(f);
   Array<T> y({f.n, f.c, f.oh, f.ow});
   Array<std::int64_t> argmax({f.n, f.c, f.oh, f.ow});
   {
@@ -168,6 +174,7 @@ Array<T> max_pool2d_backward(const Array<T>& dy, const Array<std::int64_t>& argm
   check_pool_pad(win);
   const auto [n, c, h, w] = x_shape;
   const Frame f = frame_for(n, c, h, w, win);
+  check_pool_plane(f);
   check_shape(dy, {f.n, f.c, f.oh, f.ow}, "dy");
   check_shape(argmax, {f.n, f.c, f.oh, f.ow}, "argmax");
   Array<T> dx({n, c, h, w});
@@ -189,6 +196,7 @@ Array<T> avg_pool2d_forward(const Array<T>& x, index_t kh, index_t kw, index_t s
   const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
   check_pool_pad(win);
   const Frame f = frame_of(x, win);
+  check_pool_plane(f);
   Array<T> y({f.n, f.c, f.oh, f.ow});
   py::gil_scoped_release release;
   dlx::avg_pool2d_forward(x.data(), y.mutable_data(), f, win);
@@ -203,6 +211,7 @@ Array<T> avg_pool2d_backward(const Array<T>& dy,
   check_pool_pad(win);
   const auto [n, c, h, w] = x_shape;
   const Frame f = frame_for(n, c, h, w, win);
+  check_pool_plane(f);
   check_shape(dy, {f.n, f.c, f.oh, f.ow}, "dy");
   Array<T> dx({n, c, h, w});
   py::gil_scoped_release release;
@@ -268,6 +277,7 @@ std::tuple<Array<T>, Array<T>, Array<T>> batch_norm_backward(const Array<T>& dy,
                                                              const Array<T>& inv_std,
                                                              const Array<T>& gamma) {
   const auto [n, c, s] = channels_of(x);
+  if (n * s == 0) dlx::fail("batch statistics need at least one value per channel, got shape ", shape_of(x));
   if (dy.ndim() != x.ndim() || !std::equal(dy.shape(), dy.shape() + dy.ndim(), x.shape())) {
     dlx::fail("dy must have the shape of x ", shape_of(x), ", got ", shape_of(dy));
   }

@@ -162,10 +162,14 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, in
   check_blas_dims(f, win, fn);
   const index_t rows = f.c * win.kh * win.kw;
   const index_t p = f.out_plane();
+  if (f.n == 0 || p == 0 || fn == 0) return;
+  if (rows == 0) {  // no input channels: every output is its bias
+    for (index_t i = 0; i < f.n * fn; ++i) std::fill(y + i * p, y + (i + 1) * p, b ? b[i % fn] : T(0));
+    return;
+  }
   const Plan plan = plan_items(f, win, rows, omp_get_max_threads());
   const bool parallel = plan.items > 1 && f.n * fn * p * rows > kParallelGrain;
   const bool pointwise = is_pointwise(win);
-  if (f.n == 0 || p == 0) return;
 
 #pragma omp parallel if (parallel)
   {
@@ -235,6 +239,12 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
       for (index_t k = 0; k < p; ++k) sum += src[k];
     }
     db[o] = static_cast<T>(sum);
+  }
+  // With no images, positions, filters or input channels, dx and dW are all zeros (or empty).
+  if (f.n == 0 || p == 0 || fn == 0 || rows == 0) {
+    std::fill(dw, dw + fn * rows, T(0));
+    std::fill(dx, dx + f.n * f.c * f.plane(), T(0));
+    return;
   }
 
   // dW = sum over items of dY_item * col_item^T. Each thread accumulates into its own partial

@@ -39,9 +39,13 @@ def step(x):
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)), computed as exp(-log(1 + exp(-x))) so no |x| overflows."""
+    """1 / (1 + exp(-x)), computed as exp(-log(1 + exp(-x))) so no |x| overflows.
+
+    sigmoid(-inf) = 0, sigmoid(inf) = 1, and NaN stays NaN.
+    """
     x = _float(x)
-    return np.exp(-np.logaddexp(0, -x))
+    with np.errstate(invalid="ignore"):  # NaN in, NaN out, without a warning
+        return np.exp(-np.logaddexp(0, -x))
 
 
 def tanh(x):
@@ -59,23 +63,45 @@ def identity(x):
     return _float(x)
 
 
+def _shifted(x: np.ndarray) -> np.ndarray:
+    """x minus its row maximum, so that exp never overflows.
+
+    A row whose maximum is +inf is taken to the limit instead: its +inf entries become 0 and
+    every other entry -inf, so they share the probability. A row holding NaN stays NaN.
+    """
+    top = np.max(x, axis=-1, keepdims=True)
+    infinite = np.isposinf(top)
+    # A difference that overflows to -inf is exact enough: exp of it is 0 either way.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not infinite.any():
+            return x - top
+        limit = np.where(np.isposinf(x), x.dtype.type(0), x.dtype.type(-np.inf))
+        return np.where(infinite, limit, x - top)
+
+
 def softmax(x):
     """exp(x) / sum(exp(x)) over the last axis.
 
     The row maximum is subtracted first: it cancels in the ratio and keeps exp from
-    overflowing. A row holding NaN gives NaN.
+    overflowing, so finite inputs never warn. A row holding NaN gives NaN; a row holding
+    +inf splits the probability among its +inf entries; a row of only -inf gives NaN (it
+    describes no distribution).
     """
     x = _float(x)
-    shifted = x - np.max(x, axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / np.sum(e, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(_shifted(x))
+        return e / np.sum(e, axis=-1, keepdims=True)
 
 
 def log_softmax(x):
-    """log(softmax(x)) as x - logsumexp(x): finite wherever softmax would round to 0."""
+    """log(softmax(x)) as x - logsumexp(x): finite wherever softmax would round to 0.
+
+    The same special values as :func:`softmax`, in log form.
+    """
     x = _float(x)
-    shifted = x - np.max(x, axis=-1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shifted = _shifted(x)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
 def mse(y, t, reduction: str = "half_sum"):
@@ -124,10 +150,13 @@ def _batch(y) -> np.ndarray:
 
 
 def nll_loss(log_probs, t):
-    """Negative log-likelihood: -mean over the batch of log_probs[i, t_i]."""
+    """Negative log-likelihood: -mean over the batch of log_probs[i, t_i] (NaN if any
+    log-probability is NaN)."""
     log_probs = _batch(log_probs)
     t = _targets(t, log_probs)
     n = log_probs.shape[0]
+    if np.isnan(log_probs).any():  # a NaN anywhere means the scores are broken: say so
+        return log_probs.dtype.type(np.nan)
     if t.ndim == 2:
         return -np.sum(t * log_probs) / max(n, 1)
     return -np.sum(log_probs[np.arange(n), t]) / max(n, 1)
@@ -137,11 +166,14 @@ def cross_entropy(y, t, eps: float = 1e-7):
     """Cross-entropy of probabilities y (N, K) or (K,) against labels or one-hot (or soft) rows t.
 
     Averaged over the batch. Probabilities below ``eps`` are raised to it first, so a
-    confident wrong answer costs at most -log(eps) instead of infinity.
+    confident wrong answer costs at most -log(eps) instead of infinity. A NaN anywhere in y
+    gives a NaN loss: it is never silently replaced by a number.
     """
     y = _batch(y)
     t = _targets(t, y)
     n = y.shape[0]
+    if np.isnan(y).any():  # a NaN anywhere means the probabilities are broken: say so
+        return y.dtype.type(np.nan)
     log_y = np.log(np.maximum(y, y.dtype.type(eps)))
     if t.ndim == 2:
         return -np.sum(t * log_y) / max(n, 1)

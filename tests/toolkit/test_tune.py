@@ -1,5 +1,6 @@
 """Hyperparameter search: sampling, hold-out and k-fold scoring, executors, dask."""
 
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -50,7 +51,10 @@ def test_processes_give_the_same_results(data):
     objective = TrainingObjective(*data, hidden_sizes=(16,), epochs=1)
     space = {"lr": LogUniform(1e-3, 0.3)}
     serial = random_search(objective, space, 4, seed=1, progress=False)
-    with ProcessPoolExecutor(2) as pool:  # forked children: the kernels run on one thread
+    with warnings.catch_warnings(), ProcessPoolExecutor(2) as pool:
+        # Forked children (the kernels run on one thread there); Python 3.12+ warns about
+        # fork() in a process with threads.
+        warnings.simplefilter("ignore", DeprecationWarning)
         parallel = random_search(objective, space, 4, seed=1, executor=pool, progress=False)
     assert [t["score"] for t in serial.trials] == [t["score"] for t in parallel.trials]
 

@@ -116,8 +116,10 @@ class use_backend:  # noqa: N801 - used like a function
         return f"use_backend({self.name!r})"
 
 
-def _impl() -> types.ModuleType:
-    return _module_of(_active)
+def _run(name: str, *args):
+    """Call ``name`` on the active backend, with every array argument made C-contiguous."""
+    args = tuple(np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args)
+    return getattr(_module_of(_active), name)(*args)
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, pad: int = 0) -> int:
@@ -144,8 +146,10 @@ def im2col(x: np.ndarray, kernel_size, stride=1, pad=0) -> np.ndarray:
     """Unfold the windows of x (N, C, H, W) into col (N*OH*OW, C*KH*KW)."""
     x = _checks.float_array(x, "x", 4, "(N, C, H, W)")
     kernel, stride, pad = _window(kernel_size, stride, pad)
-    _checks.output_hw(x.shape[2:], kernel, stride, pad)
-    return _impl().im2col(x, kernel, stride, pad)
+    oh, ow = _checks.output_hw(x.shape[2:], kernel, stride, pad)
+    n, c = x.shape[:2]
+    _checks.allocation((n * oh * ow, c * kernel[0] * kernel[1]), x.dtype, "col")
+    return _run("im2col", x, kernel, stride, pad)
 
 
 def col2im(col: np.ndarray, x_shape, kernel_size, stride=1, pad=0) -> np.ndarray:
@@ -159,7 +163,8 @@ def col2im(col: np.ndarray, x_shape, kernel_size, stride=1, pad=0) -> np.ndarray
     n, c, h, w = x_shape
     oh, ow = _checks.output_hw((h, w), kernel, stride, pad)
     _checks.expect_shape(col, "col", (n * oh * ow, c * kernel[0] * kernel[1]))
-    return _impl().col2im(col, x_shape, kernel, stride, pad)
+    _checks.allocation(x_shape, col.dtype, "the output")
+    return _run("col2im", col, x_shape, kernel, stride, pad)
 
 
 def _conv_args(x, w, stride, pad):
@@ -173,7 +178,9 @@ def _conv_args(x, w, stride, pad):
         )
     kernel, stride, pad = _window(w.shape[2:], stride, pad)
     oh, ow = _checks.output_hw(x.shape[2:], kernel, stride, pad)
-    return x, w, stride, pad, (x.shape[0], w.shape[0], oh, ow)
+    y_shape = (x.shape[0], w.shape[0], oh, ow)
+    _checks.allocation(y_shape, x.dtype, "the output")
+    return x, w, stride, pad, y_shape
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, pad=0):
@@ -186,7 +193,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, 
         b = _checks.float_array(b, "b", 1, "(FN,)")
         _checks.same_dtype("b", b, "x", x)
         _checks.expect_shape(b, "b", (w.shape[0],))
-    return _impl().conv2d(x, w, b, stride, pad)
+    return _run("conv2d", x, w, b, stride, pad)
 
 
 def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride=1, pad=0):
@@ -195,13 +202,17 @@ def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride=1, pad=
     dy = _checks.float_array(dy, "dy", 4, "(N, FN, OH, OW)")
     _checks.same_dtype("dy", dy, "x", x)
     _checks.expect_shape(dy, "dy", y_shape)
-    return _impl().conv2d_backward(dy, x, w, stride, pad)
+    return _run("conv2d_backward", dy, x, w, stride, pad)
 
 
 def _pool_args(x_shape, kernel_size, stride, pad):
     kernel, stride, pad = _window(kernel_size, stride, pad)
     _checks.pool_pad(kernel, pad)
+    if x_shape[2] < 1 or x_shape[3] < 1:
+        raise ValueError(f"pooling needs H and W >= 1, got input shape {tuple(x_shape)}")
     oh, ow = _checks.output_hw(x_shape[2:], kernel, stride, pad)
+    _checks.allocation(tuple(x_shape), np.float64, "the input gradient")
+    _checks.allocation((*x_shape[:2], oh, ow), np.float64, "the output")
     return kernel, stride, pad, (*x_shape[:2], oh, ow)
 
 
@@ -214,7 +225,7 @@ def max_pool2d(x: np.ndarray, kernel_size, stride=None, pad=0):
     """
     x = _checks.float_array(x, "x", 4, "(N, C, H, W)")
     kernel, stride, pad, _ = _pool_args(x.shape, kernel_size, stride, pad)
-    return _impl().max_pool2d(x, kernel, stride, pad)
+    return _run("max_pool2d", x, kernel, stride, pad)
 
 
 def max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride=None, pad=0) -> np.ndarray:
@@ -226,7 +237,6 @@ def max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride=None, pad=0) ->
     if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int64:
         got = argmax.dtype if isinstance(argmax, np.ndarray) else type(argmax).__name__
         raise TypeError(f"argmax must be an int64 numpy.ndarray, got {got}")
-    argmax = np.ascontiguousarray(argmax)
     _checks.expect_shape(argmax, "argmax", y_shape)
     if _active == "numpy" and argmax.size:
         # The C++ kernel checks the range itself, inside its single pass.
@@ -238,7 +248,7 @@ def max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride=None, pad=0) ->
                 f"argmax holds {argmax.flat[at]} at flat position {at}, "
                 f"outside the input plane [0, {plane})"
             )
-    return _impl().max_pool2d_backward(dy, argmax, x_shape, kernel, stride, pad)
+    return _run("max_pool2d_backward", dy, argmax, x_shape, kernel, stride, pad)
 
 
 def avg_pool2d(x: np.ndarray, kernel_size, stride=None, pad=0) -> np.ndarray:
@@ -249,7 +259,7 @@ def avg_pool2d(x: np.ndarray, kernel_size, stride=None, pad=0) -> np.ndarray:
     """
     x = _checks.float_array(x, "x", 4, "(N, C, H, W)")
     kernel, stride, pad, _ = _pool_args(x.shape, kernel_size, stride, pad)
-    return _impl().avg_pool2d(x, kernel, stride, pad)
+    return _run("avg_pool2d", x, kernel, stride, pad)
 
 
 def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, pad=0) -> np.ndarray:
@@ -258,12 +268,12 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, pad=0) -> np.ndar
     kernel, stride, pad, y_shape = _pool_args(x_shape, kernel_size, stride, pad)
     dy = _checks.float_array(dy, "dy", 4, "(N, C, OH, OW)")
     _checks.expect_shape(dy, "dy", y_shape)
-    return _impl().avg_pool2d_backward(dy, x_shape, kernel, stride, pad)
+    return _run("avg_pool2d_backward", dy, x_shape, kernel, stride, pad)
 
 
 def relu(x: np.ndarray) -> np.ndarray:
     """max(x, 0) elementwise, for an array of any shape; NaN stays NaN."""
-    return _impl().relu(_checks.float_array(x, "x"))
+    return _run("relu", _checks.float_array(x, "x"))
 
 
 def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -272,7 +282,7 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     dy = _checks.float_array(dy, "dy")
     _checks.same_dtype("dy", dy, "y", y)
     _checks.expect_shape(dy, "dy", y.shape)
-    return _impl().relu_backward(dy, y)
+    return _run("relu_backward", dy, y)
 
 
 def _bn_input(x, name="x"):
@@ -297,19 +307,21 @@ def batch_norm_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = _bn_input(x)
     if x.shape[0] == 0 or x.size == 0:
         raise ValueError(f"batch statistics need at least one value per channel, got shape {x.shape}")
-    return _impl().batch_norm_stats(x)
+    return _run("batch_norm_stats", x)
 
 
 def batch_norm_apply(x, mean, inv_std, gamma, beta) -> np.ndarray:
     """gamma * (x - mean) * inv_std + beta per channel; every vector is (C,)."""
     x = _bn_input(x)
-    return _impl().batch_norm_apply(x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma, beta=beta))
+    return _run("batch_norm_apply", x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma, beta=beta))
 
 
 def batch_norm_backward(dy, x, mean, inv_std, gamma):
     """Gradients of :func:`batch_norm_apply` with batch statistics: (dx, dgamma, dbeta)."""
     x = _bn_input(x)
+    if x.shape[0] == 0 or x.size == 0:
+        raise ValueError(f"batch statistics need at least one value per channel, got shape {x.shape}")
     dy = _bn_input(dy, "dy")
     _checks.same_dtype("dy", dy, "x", x)
     _checks.expect_shape(dy, "dy", x.shape)
-    return _impl().batch_norm_backward(dy, x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma))
+    return _run("batch_norm_backward", dy, x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma))

@@ -47,14 +47,16 @@ def pair(value: object, name: str, minimum: int) -> tuple[int, int]:
 
 
 def float_array(a: object, name: str, ndim: int | None = None, layout: str = "") -> np.ndarray:
-    """A C-contiguous float32 or float64 array of ``ndim`` dimensions (None: any), never cast."""
+    """``a`` itself, checked to be a float32 or float64 array of ``ndim`` dimensions (None:
+    any). It is neither cast nor copied here: the ops make it contiguous only once every
+    check has passed, so a request that is refused never costs a copy."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got dtype {a.dtype}")
     if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {a.shape}")
-    return np.ascontiguousarray(a)
+    return a
 
 
 def same_dtype(name: str, a: np.ndarray, ref_name: str, ref: np.ndarray) -> None:
@@ -104,3 +106,20 @@ def pool_pad(kernel: tuple[int, int], pad: tuple[int, int]) -> None:
     """Pooling padding of at most half the kernel, so every window covers a real element."""
     if 2 * pad[0] > kernel[0] or 2 * pad[1] > kernel[1]:
         raise ValueError(f"pad {pad} must be at most half of kernel_size {kernel} for pooling")
+
+
+# The largest array an op allocates: 2**31 elements (8 GiB of float32). A request beyond it is
+# refused before anything is allocated, with the size it would have needed.
+MAX_ELEMENTS = 2**31
+
+
+def allocation(shape: tuple[int, ...], dtype: np.dtype, name: str) -> None:
+    count = 1
+    for size in shape:
+        count *= int(size)
+    if count > MAX_ELEMENTS:
+        gib = count * np.dtype(dtype).itemsize / 2**30
+        raise ValueError(
+            f"{name} would have shape {tuple(shape)}: {count:,} elements ({gib:,.1f} GiB), more "
+            f"than the {MAX_ELEMENTS:,} dlx allocates for one array"
+        )

@@ -363,6 +363,18 @@ PYBIND11_MODULE(_core, m) {
            py::arg("dy").noconvert(), py::arg("x").noconvert(), py::arg("mean").noconvert(),
            py::arg("inv_std").noconvert(), py::arg("gamma").noconvert());
 
+#ifdef DLX_SANITIZER_CANARY
+  m.def(
+      "_sanitizer_canary",
+      [](index_t past) {
+        std::vector<int> buffer(8);
+        volatile int* data = buffer.data();
+        return static_cast<int>(data[7 + past]);  // past >= 1 reads beyond the buffer
+      },
+      "Reads `past` elements beyond an 8-element heap buffer (sanitizer builds only).",
+      py::arg("past") = 1);
+#endif
+
   m.def("get_num_threads", &omp_get_max_threads, "Threads the kernels' OpenMP loops use.");
   m.def(
       "set_num_threads",

@@ -154,6 +154,36 @@ Plan plan_items(const Frame& f, const Window2d& win, index_t rows, int threads) 
   return Plan{1, b.per_image, b.length, f.n * b.per_image};
 }
 
+// The columns of one work item: images [n0, n0 + nb) side by side (p0 = 0, len = P), or
+// positions [p0, p0 + len) of image n0 (nb = 1). cols is a (CKK, nb * len) matrix with
+// leading dimension ld: the unfolded buffer, or the image itself for a pointwise kernel.
+template <typename T>
+struct Item {
+  index_t n0, nb, p0, len;
+  const T* cols;
+  index_t ld;
+  index_t width() const { return nb * len; }
+};
+
+template <typename T>
+Item<T> unfold_item(const Plan& plan, index_t item, const T* x, const Frame& f,
+                    const Window2d& win, bool pointwise, T* col) {
+  const index_t p = f.out_plane();
+  if (plan.images > 1) {
+    const index_t n0 = item * plan.images;
+    const index_t nb = std::min(plan.images, f.n - n0);
+    unfold_images(x, f, win, n0, nb, col);
+    return Item<T>{n0, nb, 0, p, col, nb * p};
+  }
+  const index_t n = item / plan.blocks;
+  const index_t p0 = (item % plan.blocks) * plan.length;
+  const index_t len = std::max<index_t>(std::min(p, p0 + plan.length) - p0, 0);
+  const T* image = x + n * f.c * f.plane();
+  if (pointwise) return Item<T>{n, 1, p0, len, image + p0, p};
+  if (len > 0) unfold_positions(image, f, win, p0, p0 + len, col, len);
+  return Item<T>{n, 1, p0, len, col, len};
+}
+
 }  // namespace
 
 template <typename T>
@@ -173,46 +203,32 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, in
 
 #pragma omp parallel if (parallel)
   {
-    T* col = scratch<T>(0, rows * plan.images * plan.length);
+    T* col = scratch<T>(0, pointwise ? 0 : rows * plan.images * plan.length);
     T* out = scratch<T>(1, plan.images > 1 ? fn * plan.images * p : 0);
 #pragma omp for schedule(static)
     for (index_t item = 0; item < plan.items; ++item) {
-      if (plan.images > 1) {
-        // A group of whole images: one GEMM into a buffer, then each image's rows into y.
-        const index_t n0 = item * plan.images;
-        const index_t nb = std::min(plan.images, f.n - n0);
-        const index_t ld = nb * p;
-        unfold_images(x, f, win, n0, nb, col);
-        gemm(false, false, fn, ld, rows, T(1), w, rows, col, ld, T(0), out, ld);
-        for (index_t i = 0; i < nb; ++i) {
+      const Item<T> it = unfold_item(plan, item, x, f, win, pointwise, col);
+      if (it.len == 0) continue;
+      if (plan.images == 1) {
+        // One block of positions of one image: the GEMM writes straight into y.
+        T* dst = y + it.n0 * fn * p + it.p0;
+        gemm(false, false, fn, it.len, rows, T(1), w, rows, it.cols, it.ld, T(0), dst, p);
+        if (b) {
           for (index_t o = 0; o < fn; ++o) {
-            T* dst = y + ((n0 + i) * fn + o) * p;
-            const T* src = out + o * ld + i * p;
-            const T bias = b ? b[o] : T(0);
-            for (index_t k = 0; k < p; ++k) dst[k] = src[k] + bias;
+            for (index_t k = 0; k < it.len; ++k) dst[o * p + k] += b[o];
           }
         }
         continue;
       }
-      // One block of positions of one image: the GEMM writes straight into y.
-      const index_t n = item / plan.blocks;
-      const index_t p0 = (item % plan.blocks) * plan.length;
-      const index_t p1 = std::min(p, p0 + plan.length);
-      if (p0 >= p1) continue;
-      const index_t len = p1 - p0;
-      T* dst = y + n * fn * p + p0;
-      const T* cols = col;
-      index_t ld = len;
-      if (pointwise) {
-        cols = x + n * f.c * f.plane() + p0;
-        ld = p;
-      } else {
-        unfold_positions(x + n * f.c * f.plane(), f, win, p0, p1, col, len);
-      }
-      gemm(false, false, fn, len, rows, T(1), w, rows, cols, ld, T(0), dst, p);
-      if (b) {
+      // A group of whole images: one GEMM into a buffer, then each image's rows into y.
+      const index_t width = it.width();
+      gemm(false, false, fn, width, rows, T(1), w, rows, it.cols, it.ld, T(0), out, width);
+      for (index_t i = 0; i < it.nb; ++i) {
         for (index_t o = 0; o < fn; ++o) {
-          for (index_t k = 0; k < len; ++k) dst[o * p + k] += b[o];
+          T* dst = y + ((it.n0 + i) * fn + o) * p;
+          const T* src = out + o * width + i * p;
+          const T bias = b ? b[o] : T(0);
+          for (index_t k = 0; k < p; ++k) dst[k] = src[k] + bias;
         }
       }
     }
@@ -261,34 +277,23 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     T* grad_out = scratch<T>(1, plan.images > 1 ? fn * plan.images * p : 0);
 #pragma omp for schedule(static)
     for (index_t item = 0; item < plan.items; ++item) {
+      const Item<T> it = unfold_item(plan, item, x, f, win, pointwise, col);
+      if (it.len == 0) continue;
+      // dY of the item as (FN, width): a block of one image is a slice of dy already; a group
+      // of images is gathered side by side, as its columns are.
+      const T* grad = dy + it.n0 * fn * p + it.p0;
+      index_t grad_ld = p;
       if (plan.images > 1) {
-        const index_t n0 = item * plan.images;
-        const index_t nb = std::min(plan.images, f.n - n0);
-        const index_t ld = nb * p;
-        unfold_images(x, f, win, n0, nb, col);
-        for (index_t i = 0; i < nb; ++i) {
+        grad_ld = it.width();
+        for (index_t i = 0; i < it.nb; ++i) {
           for (index_t o = 0; o < fn; ++o) {
-            std::memcpy(grad_out + o * ld + i * p, dy + ((n0 + i) * fn + o) * p,
+            std::memcpy(grad_out + o * grad_ld + i * p, dy + ((it.n0 + i) * fn + o) * p,
                         static_cast<size_t>(p) * sizeof(T));
           }
         }
-        gemm(false, true, fn, rows, ld, T(1), grad_out, ld, col, ld, T(1), mine, rows);
-        continue;
+        grad = grad_out;
       }
-      const index_t n = item / plan.blocks;
-      const index_t p0 = (item % plan.blocks) * plan.length;
-      const index_t p1 = std::min(p, p0 + plan.length);
-      if (p0 >= p1) continue;
-      const index_t len = p1 - p0;
-      const T* cols = col;
-      index_t ld = len;
-      if (pointwise) {
-        cols = x + n * f.c * f.plane() + p0;
-        ld = p;
-      } else {
-        unfold_positions(x + n * f.c * f.plane(), f, win, p0, p1, col, len);
-      }
-      gemm(false, true, fn, rows, len, T(1), dy + n * fn * p + p0, p, cols, ld, T(1), mine, rows);
+      gemm(false, true, fn, rows, it.width(), T(1), grad, grad_ld, it.cols, it.ld, T(1), mine, rows);
     }
   }
   std::copy(partial.begin(), partial.begin() + fn * rows, dw);

@@ -7,8 +7,8 @@ and PyTorch when it is installed, timed in one process on the same arrays.
 
 Each row: median milliseconds over --repeats runs (the implementations take turns, so a
 slow moment of the machine hits all of them alike), GFLOP/s of dlx, the ratios, and the peak
-extra memory of one dlx and one PyTorch forward + backward (tracemalloc for NumPy-allocated
-memory does not see C++ buffers, so the resident-set growth is measured in a child process).
+extra memory of a dlx and a PyTorch forward + backward on resnet-block (the growth of the
+resident set in a child process, which sees C++ buffers as well as NumPy's).
 """
 
 from __future__ import annotations
@@ -140,16 +140,16 @@ if impl == "torch":
     torch.set_num_threads({threads})
 bench_ops.set_threads({threads})
 fns, _ = bench_ops.conv_callables(bench_ops.CONV_SHAPES[name], False, torch)
-fns[impl]()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-fns[impl]()
-fns[impl]()
+for _ in range(3):
+    fns[impl]()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
 """
 
 
 def peak_extra_mib(impl: str, name: str, threads: int) -> float | None:
-    """Growth of the resident set (MiB) over two steps after a warm-up, in a fresh process."""
+    """Growth of the resident set (MiB) over three steps, inputs already allocated, in a
+    fresh process: outputs, gradients and every working buffer of the implementation."""
     code = _PEAK_CHILD.format(here=os.path.dirname(os.path.abspath(__file__)), threads=threads)
     result = subprocess.run([sys.executable, "-c", code, impl, name], capture_output=True, text=True)
     if result.returncode != 0:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against dlx built with AddressSanitizer and UBSan.
 #
-#   bash scripts/sanitize.sh            # from the repository root
+#   bash scripts/sanitize.sh                              # the whole suite
+#   bash scripts/sanitize.sh tests/ops tests/hardening    # part of it (paths from the root)
 #
 # dlx is built with -DDLX_SANITIZE=ON into its own virtual environment (build/asan-venv), the
 # ASan runtime is preloaded (CPython itself is not instrumented), and a deliberate
@@ -17,7 +18,9 @@ py="$PWD/$venv/bin/python"
 "$py" -m pip install -q --no-build-isolation -Cbuild-dir=build/asan \
   -Ccmake.define.DLX_SANITIZE=ON ".[test]"
 
-export LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
+# libstdc++ is preloaded too: ASan's __cxa_throw interceptor needs it in place before any
+# extension that throws C++ exceptions (matplotlib's) is loaded.
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
 # CPython's own allocations look like leaks to LeakSanitizer: leaks are not what this checks.
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
@@ -31,5 +34,7 @@ grep -q "heap-buffer-overflow" <<<"$out" || { echo "$out" >&2; echo "unexpected 
 echo "caught: $(grep -m1 -o 'heap-buffer-overflow.*' <<<"$out")"
 
 echo "== the test suite under ASan + UBSan"
+targets=()
+for target in "${@:-tests}"; do targets+=("../$target"); done
 cd build  # import dlx from the sanitized install, not from the source tree
-"$py" -m pytest -c ../pyproject.toml --rootdir .. ../tests -p no:cacheprovider -q "$@"
+"$py" -m pytest -c ../pyproject.toml --rootdir .. -p no:cacheprovider -q "${targets[@]}"

@@ -125,6 +125,7 @@ def damaged(saved):
         "unknown-layer": (_with_meta(members, {**meta, "config": {**meta["config"], "layers": [{"type": "Warp"}]}}), r"layer type 'Warp', which is not registered"),
         "bad-layer-args": (_with_meta(members, {**meta, "config": {**meta["config"], "layers": [{"type": "ReLU", "slope": 1}]}}), r"cannot rebuild the model"),
         "huge-header": ({**members, "param/0.W.npy": _npy(np.zeros((3, 4), np.float32)).replace(b"(3, 4)", b"(3, 9999999999)")}, r"declares shape \(3, 9999999999\)"),
+        "oversized-header": ({**members, "param/0.W.npy": b"\x93NUMPY\x02\x00" + (10**6).to_bytes(4, "little") + b"{" + b" " * 10**6}, r"not a valid .npy array"),
         "truncated": (None, r"damaged archive|could not be read|truncated|not a dlx checkpoint"),
     }
     return path, members, cases
@@ -133,7 +134,7 @@ def damaged(saved):
 CASE_NAMES = [
     "text-file", "no-meta", "pickled-member", "pickled-meta", "raw-pickle-member", "int-member",
     "missing-key", "unexpected-key", "wrong-shape", "wrong-dtype", "future-version", "not-dlx-meta",
-    "bad-json", "unknown-layer", "bad-layer-args", "huge-header", "truncated",
+    "bad-json", "unknown-layer", "bad-layer-args", "huge-header", "oversized-header", "truncated",
 ]
 
 

@@ -42,7 +42,6 @@ POOL_SHAPES = {
 
 def set_threads(n: int | None) -> None:
     import dlx.ops  # noqa: F401
-
     from dlx import _core
 
     if n:
@@ -70,7 +69,8 @@ def conv_callables(shape, with_numpy: bool, torch):
     x = rng.standard_normal((n, c, h, h), dtype=np.float32)
     w = rng.standard_normal((fn, c, k, k), dtype=np.float32) * 0.1
     b = np.zeros(fn, np.float32)
-    dy = np.ones_like(ops.conv2d(x, w, b, s, p))
+    out = ops.conv_output_size(h, k, s, p)
+    dy = np.ones((n, fn, out, out), np.float32)  # not from a first call: see peak_extra_mib
 
     def dlx_step():
         ops.conv2d(x, w, b, s, p)
@@ -78,6 +78,7 @@ def conv_callables(shape, with_numpy: bool, torch):
 
     fns = {"dlx": dlx_step}
     if with_numpy:
+
         def numpy_step():
             with ops.use_backend("numpy"):
                 dlx_step()
@@ -112,6 +113,7 @@ def pool_callables(spec, with_numpy: bool, torch):
 
     fns = {"dlx": dlx_step}
     if with_numpy:
+
         def numpy_step():
             with ops.use_backend("numpy"):
                 dlx_step()
@@ -151,15 +153,21 @@ def peak_extra_mib(impl: str, name: str, threads: int) -> float | None:
     """Growth of the resident set (MiB) over three steps, inputs already allocated, in a
     fresh process: outputs, gradients and every working buffer of the implementation."""
     code = _PEAK_CHILD.format(here=os.path.dirname(os.path.abspath(__file__)), threads=threads)
-    result = subprocess.run([sys.executable, "-c", code, impl, name], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, impl, name], capture_output=True, text=True
+    )
     if result.returncode != 0:
         return None
     return int(result.stdout.strip()) / 1024
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for dlx and PyTorch")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="threads for dlx and PyTorch"
+    )
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--skip-numpy", action="store_true", help="leave out the NumPy reference")
     parser.add_argument("--only", nargs="*", help="shape names to run")
@@ -174,8 +182,10 @@ def main() -> None:
         torch = None
     import dlx
 
-    print(f"dlx {dlx.__version__}, numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}; "
-          f"{platform.processor() or platform.machine()}, {args.threads} threads, float32, forward + backward")
+    print(
+        f"dlx {dlx.__version__}, numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}; "
+        f"{platform.processor() or platform.machine()}, {args.threads} threads, float32, forward + backward"
+    )
     header = f"{'shape':16s} {'dlx ms':>8s} {'GFLOP/s':>8s} {'torch ms':>9s} {'numpy ms':>9s} {'dlx/torch':>9s} {'numpy/dlx':>9s}"
     print(header)
     print("-" * len(header))

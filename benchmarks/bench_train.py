@@ -19,8 +19,13 @@ def torch_models(torch):
 
     def simple():
         return nn.Sequential(
-            nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(30 * 12 * 12, 100), nn.ReLU(), nn.Linear(100, 10),
+            nn.Conv2d(1, 30, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(30 * 12 * 12, 100),
+            nn.ReLU(),
+            nn.Linear(100, 10),
         )
 
     def deep(batchnorm=False):
@@ -33,7 +38,13 @@ def torch_models(torch):
             if i % 2 == 1:
                 layers.append(nn.MaxPool2d(2))
             c = fn
-        layers += [nn.Flatten(), nn.Linear(64 * 4 * 4, 50), nn.ReLU(), nn.Dropout(0.5), nn.Linear(50, 10)]
+        layers += [
+            nn.Flatten(),
+            nn.Linear(64 * 4 * 4, 50),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(50, 10),
+        ]
         return nn.Sequential(*layers)
 
     return {"SimpleConvNet": simple, "DeepConvNet": deep, "DeepConvNet+BN": lambda: deep(True)}
@@ -64,8 +75,10 @@ def main() -> None:
         "DeepConvNet": dlx.models.deep_conv_net,
         "DeepConvNet+BN": lambda: dlx.models.deep_conv_net(batchnorm=True),
     }
-    print(f"dlx {dlx.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
-          f"{args.threads} threads, batch 100, Adam, float32")
+    print(
+        f"dlx {dlx.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
+        f"{args.threads} threads, batch 100, Adam, float32"
+    )
     print(f"{'model':16s} {'dlx img/s':>10s} {'torch img/s':>12s} {'dlx/torch':>10s}")
     for name, build in builders.items():
         dlx.seed(0)
@@ -100,7 +113,9 @@ def main() -> None:
                 times[k].append(time.perf_counter() - start)
         rate = {k: 100 / statistics.median(v) for k, v in times.items()}
         if "torch" in rate:
-            print(f"{name:16s} {rate['dlx']:10.0f} {rate['torch']:12.0f} {rate['dlx'] / rate['torch']:10.2f}")
+            print(
+                f"{name:16s} {rate['dlx']:10.0f} {rate['torch']:12.0f} {rate['dlx'] / rate['torch']:10.2f}"
+            )
         else:
             print(f"{name:16s} {rate['dlx']:10.0f} {'-':>12s} {'-':>10s}")
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import dlx
 import mkdocs_gen_files
 import numpy as np
-
-import dlx
-from dlx import experiments, functional as F
+from dlx import experiments
+from dlx import functional as F
 from dlx.plots import _pyplot, plot_history, save_figure
 
 
@@ -20,7 +20,9 @@ def activation_functions(out: Path) -> list[Path]:
     plt = _pyplot()
     x = np.linspace(-5, 5, 401)
     fig, axes = plt.subplots(1, 4, figsize=(13, 3))
-    for ax, (name, fn) in zip(axes, [("step", F.step), ("sigmoid", F.sigmoid), ("tanh", F.tanh), ("ReLU", F.relu)]):
+    for ax, (name, fn) in zip(
+        axes, [("step", F.step), ("sigmoid", F.sigmoid), ("tanh", F.tanh), ("ReLU", F.relu)]
+    ):
         ax.plot(x, fn(x))
         ax.axhline(0, color="0.7", lw=0.8)
         ax.axvline(0, color="0.7", lw=0.8)
@@ -59,7 +61,7 @@ def im2col_picture(out: Path) -> list[Path]:
 
 
 def training_curves(out: Path) -> list[Path]:
-    (x, t), (xt, tt) = dlx.datasets.load_bundled()
+    (x, t), _ = dlx.datasets.load_bundled()
     (x, t), (xv, tv) = dlx.datasets.train_val_split(x, t, 0.1, np.random.default_rng(0))
     dlx.seed(0)
     net = dlx.models.simple_conv_net()
@@ -72,7 +74,15 @@ with tempfile.TemporaryDirectory() as folder:
     made = []
     for make in (activation_functions, softmax_bars, im2col_picture, training_curves):
         made += make(out)
-    for name in ("edge", "learn-kernel", "gradient-descent", "optimizers", "activations", "batchnorm", "overfitting"):
+    for name in (
+        "edge",
+        "learn-kernel",
+        "gradient-descent",
+        "optimizers",
+        "activations",
+        "batchnorm",
+        "overfitting",
+    ):
         made += experiments.run(name, out)
     for path in made:
         with mkdocs_gen_files.open(f"figures/{path.name}", "wb") as f:

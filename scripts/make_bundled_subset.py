@@ -14,10 +14,16 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
 from dlx.datasets import load_mnist, write_idx
 
-OUT = Path(__file__).resolve().parents[1] / "python" / "dlx" / "datasets" / "data" / "fashion-mnist-subset"
+OUT = (
+    Path(__file__).resolve().parents[1]
+    / "python"
+    / "dlx"
+    / "datasets"
+    / "data"
+    / "fashion-mnist-subset"
+)
 PER_CLASS = {"train": 600, "t10k": 100}
 SEED = 20200523
 
@@ -29,7 +35,9 @@ def balanced_sample(labels: np.ndarray, per_class: int, rng: np.random.Generator
 
 def main() -> None:
     rng = np.random.default_rng(SEED)
-    (x_train, t_train), (x_test, t_test) = load_mnist("fashion-mnist", normalize=False, download=False)
+    (x_train, t_train), (x_test, t_test) = load_mnist(
+        "fashion-mnist", normalize=False, download=False
+    )
     OUT.mkdir(parents=True, exist_ok=True)
     for split, x, t in (("train", x_train, t_train), ("t10k", x_test, t_test)):
         idx = balanced_sample(t, PER_CLASS[split], rng)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 import dlx.ops as ops
+import numpy as np
 
 # Relative tolerances of the parity suite per dtype; atol scales with the data's magnitude.
 RTOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}

@@ -15,7 +15,20 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, functional, gradcheck, graph, init, layers, models, ops, optim, testing, threads, tune
+from . import (
+    datasets,
+    functional,
+    gradcheck,
+    graph,
+    init,
+    layers,
+    models,
+    ops,
+    optim,
+    testing,
+    threads,
+    tune,
+)
 from ._random import get_rng, seed
 from .checkpoint import CheckpointError, load, save
 from .layers import Layer

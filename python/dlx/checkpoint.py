@@ -95,7 +95,9 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dtypes, limit:
         except CheckpointError:
             raise
         except Exception as error:
-            raise CheckpointError(f"member {info.filename!r} is not a valid .npy array: {error}") from error
+            raise CheckpointError(
+                f"member {info.filename!r} is not a valid .npy array: {error}"
+            ) from error
         if dtype not in dtypes:
             raise CheckpointError(
                 f"member {info.filename!r} has dtype {dtype}; a dlx checkpoint holds only "
@@ -130,7 +132,9 @@ def _rebuild(meta: dict[str, Any]) -> Sequential:
                     f"{provider!r} when it was saved and is not installed now: "
                     f"pip install {provider}"
                 ) from error
-            raise CheckpointError(f"the model uses layer type {name!r}, which is not registered: {error}") from error
+            raise CheckpointError(
+                f"the model uses layer type {name!r}, which is not registered: {error}"
+            ) from error
     try:
         return Sequential.from_config(meta["config"])
     except (TypeError, ValueError) as error:
@@ -189,5 +193,3 @@ def load(path: str | os.PathLike) -> Sequential:
             raise
         raise CheckpointError(f"{path} could not be read: {error}") from error
     return model
-
-

@@ -1,11 +1,11 @@
 """The dlx command line (also ``python -m dlx``).
 
-    dlx train                 train SimpleConvNet on the bundled Fashion-MNIST subset
-    dlx evaluate CHECKPOINT   accuracy and confusion matrix of a saved model
-    dlx summary MODEL         shapes, parameters and multiply-adds per layer
-    dlx experiment NAME       the classic experiments of the course, as figures
-    dlx layers                every layer, with the package that provides it
-    dlx demo                  the edge-detection convolution through the C++ kernels
+dlx train                 train SimpleConvNet on the bundled Fashion-MNIST subset
+dlx evaluate CHECKPOINT   accuracy and confusion matrix of a saved model
+dlx summary MODEL         shapes, parameters and multiply-adds per layer
+dlx experiment NAME       the classic experiments of the course, as figures
+dlx layers                every layer, with the package that provides it
+dlx demo                  the edge-detection convolution through the C++ kernels
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def build_model(spec: str, input_shape: tuple[int, ...], classes: int = 10):
     if spec == "simpleconvnet":
         return models.simple_conv_net(input_shape, output_size=classes)
     if spec in ("deepconvnet", "deepconvnet-bn"):
-        return models.deep_conv_net(input_shape, output_size=classes, batchnorm=spec.endswith("-bn"))
+        return models.deep_conv_net(
+            input_shape, output_size=classes, batchnorm=spec.endswith("-bn")
+        )
     path = Path(spec)
     if path.suffix == ".json":
         if not path.is_file():
@@ -77,7 +79,9 @@ def build_model(spec: str, input_shape: tuple[int, ...], classes: int = 10):
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from None
         return Sequential.from_config(config)
-    raise ValueError(f"--model must be one of {', '.join(MODELS)} or a .json config file, got {spec!r}")
+    raise ValueError(
+        f"--model must be one of {', '.join(MODELS)} or a .json config file, got {spec!r}"
+    )
 
 
 def _load_model_for_summary(spec: str, input_shape):
@@ -96,7 +100,9 @@ def _writable_folder(path: Path) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise ValueError(f"cannot write to the output folder {path}: {error.strerror or error}") from None
+        raise ValueError(
+            f"cannot write to the output folder {path}: {error.strerror or error}"
+        ) from None
     return path
 
 
@@ -129,9 +135,11 @@ def train(args) -> int:
     net.weight_decay = args.weight_decay
     out = _writable_folder(Path(args.out or f"runs/train-{datetime.now():%Y%m%d-%H%M%S}"))
     (out / "model.json").write_text(json.dumps(net.to_config(), indent=1))
-    print(f"dlx train: {args.model} on {args.dataset} ({len(x_train)} train, {len(x_val)} validation, "
-          f"{len(x_test)} test), {args.epochs} epochs, batch {args.batch_size}, "
-          f"{args.optimizer} lr {args.lr:g}, weight decay {args.weight_decay:g}, seed {args.seed}")
+    print(
+        f"dlx train: {args.model} on {args.dataset} ({len(x_train)} train, {len(x_val)} validation, "
+        f"{len(x_test)} test), {args.epochs} epochs, batch {args.batch_size}, "
+        f"{args.optimizer} lr {args.lr:g}, weight decay {args.weight_decay:g}, seed {args.seed}"
+    )
     print(f"writing to {out}/")
 
     checkpoint = out / "model.npz"
@@ -147,8 +155,12 @@ def train(args) -> int:
         )
 
     trainer = Trainer(
-        net, optimizer, epochs=args.epochs, batch_size=args.batch_size,
-        progress=not args.no_progress, train_eval_samples=min(len(x_train), 10000),
+        net,
+        optimizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        train_eval_samples=min(len(x_train), 10000),
         on_epoch_end=on_epoch_end,
     )
     started = time.perf_counter()
@@ -162,16 +174,24 @@ def train(args) -> int:
         _write_history(history, out)
         plot_history(history, out / "curves.png", title=f"{args.model} on {args.dataset}")
     if interrupted:
-        kept = f"kept the checkpoint of epoch {last_saved[0]}: {checkpoint}" if last_saved[0] else "no epoch had finished"
+        kept = (
+            f"kept the checkpoint of epoch {last_saved[0]}: {checkpoint}"
+            if last_saved[0]
+            else "no epoch had finished"
+        )
         print(f"\ninterrupted; {kept}", file=sys.stderr)
         return 130
 
     test_acc = net.accuracy(x_test, t_test)
     elapsed = time.perf_counter() - started
     per_epoch = float(np.mean(history["seconds"])) if history else 0.0
-    print(f"test accuracy {test_acc:.4f} on {len(x_test)} images "
-          f"({elapsed:.1f} s in all, {per_epoch:.1f} s per epoch)")
-    print(f"wrote {checkpoint}, {out / 'history.json'}, {out / 'history.csv'}, {out / 'curves.png'}")
+    print(
+        f"test accuracy {test_acc:.4f} on {len(x_test)} images "
+        f"({elapsed:.1f} s in all, {per_epoch:.1f} s per epoch)"
+    )
+    print(
+        f"wrote {checkpoint}, {out / 'history.json'}, {out / 'history.csv'}, {out / 'curves.png'}"
+    )
     return 0
 
 
@@ -183,13 +203,15 @@ def evaluate(args) -> int:
 
     net = load(args.checkpoint)
     (_, _), (x_test, t_test) = datasets.load_dataset(args.dataset)
-    scores = np.concatenate([
-        net.predict(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)
-    ])
+    scores = np.concatenate(
+        [net.predict(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)]
+    )
     predictions = np.argmax(scores, axis=1)
     counts = confusion_matrix(t_test, predictions, scores.shape[1])
     names = datasets.CLASS_NAMES.get(args.dataset, datasets.CLASS_NAMES["fashion-mnist"])
-    print(f"accuracy {float(np.mean(predictions == t_test)):.4f} on {len(t_test)} {args.dataset} test images")
+    print(
+        f"accuracy {float(np.mean(predictions == t_test)):.4f} on {len(t_test)} {args.dataset} test images"
+    )
     print("confusion matrix (rows: true class, columns: predicted)")
     width = max(6, len(str(counts.max())) + 1)
     print(" " * 13 + "".join(f"{j:>{width}d}" for j in range(len(counts))))
@@ -215,7 +237,9 @@ def experiment(args) -> int:
     for name in names:
         started = time.perf_counter()
         paths = run(name, out)
-        print(f"{name}: wrote {', '.join(str(p) for p in paths)} ({time.perf_counter() - started:.1f} s)")
+        print(
+            f"{name}: wrote {', '.join(str(p) for p in paths)} ({time.perf_counter() - started:.1f} s)"
+        )
     return 0
 
 
@@ -268,18 +292,30 @@ def make_parser() -> argparse.ArgumentParser:
     from .experiments import EXPERIMENTS
     from .optim import OPTIMIZERS
 
-    parser = _Parser(prog="dlx", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="dlx", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = commands.add_parser("train", help="train a model and save checkpoint, history and curves")
-    p.add_argument("--model", default="simpleconvnet", help=f"{', '.join(MODELS)}, or a JSON config (default: simpleconvnet)")
-    p.add_argument("--dataset", default="bundled", help="bundled, fashion-mnist, mnist, or a folder of IDX files (default: bundled)")
+    p.add_argument(
+        "--model",
+        default="simpleconvnet",
+        help=f"{', '.join(MODELS)}, or a JSON config (default: simpleconvnet)",
+    )
+    p.add_argument(
+        "--dataset",
+        default="bundled",
+        help="bundled, fashion-mnist, mnist, or a folder of IDX files (default: bundled)",
+    )
     p.add_argument("--epochs", type=_positive_int, default=10)
     p.add_argument("--batch-size", type=_positive_int, default=100)
     p.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
     p.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate (default: 1e-3)")
     p.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
-    p.add_argument("--val-fraction", type=_fraction, default=0.1, help="training data held out for validation")
+    p.add_argument(
+        "--val-fraction", type=_fraction, default=0.1, help="training data held out for validation"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output folder (default: runs/train-DATE-TIME)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -297,13 +333,19 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=1)
     p.set_defaults(run=summary)
 
-    p = commands.add_parser("experiment", help="run a classic experiment of the course, writing figures")
+    p = commands.add_parser(
+        "experiment", help="run a classic experiment of the course, writing figures"
+    )
     p.add_argument("name", choices=[*EXPERIMENTS, "all"])
     p.add_argument("--out", default="experiments")
     p.set_defaults(run=experiment)
 
-    commands.add_parser("layers", help="list every layer with the package that provides it").set_defaults(run=list_layer_table)
-    commands.add_parser("demo", help="the edge-detection convolution (the default)").set_defaults(run=edge_demo)
+    commands.add_parser(
+        "layers", help="list every layer with the package that provides it"
+    ).set_defaults(run=list_layer_table)
+    commands.add_parser("demo", help="the edge-detection convolution (the default)").set_defaults(
+        run=edge_demo
+    )
     return parser
 
 
@@ -316,7 +358,15 @@ def main(argv: list[str] | None = None) -> int:
     run = getattr(args, "run", edge_demo)
     try:
         return run(args)
-    except (DatasetNotFoundError, IDXError, CheckpointError, FileNotFoundError, FloatingPointError, ValueError, TypeError) as error:
+    except (
+        DatasetNotFoundError,
+        IDXError,
+        CheckpointError,
+        FileNotFoundError,
+        FloatingPointError,
+        ValueError,
+        TypeError,
+    ) as error:
         print(f"dlx: error: {error}", file=sys.stderr)
         return 2
     except KeyError as error:

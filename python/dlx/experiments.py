@@ -34,8 +34,12 @@ def optimizer_paths(out: Path) -> list[Path]:
     """Each optimizer's path on f(x, y) = x^2/20 + y^2 from (-7, 2), and its loss on data."""
     plt = _pyplot()
     settings = {
-        "SGD": optim.SGD(0.95), "Momentum": optim.Momentum(0.1), "Nesterov": optim.Nesterov(0.1),
-        "AdaGrad": optim.AdaGrad(1.5), "RMSprop": optim.RMSprop(0.1), "Adam": optim.Adam(0.3),
+        "SGD": optim.SGD(0.95),
+        "Momentum": optim.Momentum(0.1),
+        "Nesterov": optim.Nesterov(0.1),
+        "AdaGrad": optim.AdaGrad(1.5),
+        "RMSprop": optim.RMSprop(0.1),
+        "Adam": optim.Adam(0.3),
     }
     xs, ys = np.meshgrid(np.linspace(-10, 10, 200), np.linspace(-5, 5, 200))
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
@@ -55,7 +59,14 @@ def optimizer_paths(out: Path) -> list[Path]:
 
     (x, t), _ = _flat_data(6000)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    rates = {"SGD": 0.01, "Momentum": 0.01, "Nesterov": 0.01, "AdaGrad": 0.01, "RMSprop": 0.001, "Adam": 0.001}
+    rates = {
+        "SGD": 0.01,
+        "Momentum": 0.01,
+        "Nesterov": 0.01,
+        "AdaGrad": 0.01,
+        "RMSprop": 0.001,
+        "Adam": 0.001,
+    }
     rng = np.random.default_rng(0)
     batches = [rng.choice(len(x), 128, replace=False) for _ in range(400)]
     with blas_single_threaded():
@@ -70,8 +81,12 @@ def optimizer_paths(out: Path) -> list[Path]:
                 losses.append(loss)
             smooth = np.convolve(losses, np.ones(10) / 10, mode="valid")
             ax.plot(smooth, label=name)
-    ax.set(xlabel="iteration", ylabel="training loss (moving average of 10)", yscale="log",
-           title="Optimizers on a 5-layer MLP, bundled Fashion-MNIST")
+    ax.set(
+        xlabel="iteration",
+        ylabel="training loss (moving average of 10)",
+        yscale="log",
+        title="Optimizers on a 5-layer MLP, bundled Fashion-MNIST",
+    )
     ax.legend()
     written.append(save_figure(fig, out / "optimizer_loss.png"))
     return written
@@ -80,10 +95,16 @@ def optimizer_paths(out: Path) -> list[Path]:
 def activation_histograms(out: Path) -> list[Path]:
     """Activations of a 5-layer, 100-unit network for four weight scales and two activations."""
     plt = _pyplot()
-    scales = {"std 1": lambda n: 1.0, "std 0.01": lambda n: 0.01,
-              "Xavier": lambda n: np.sqrt(1.0 / n), "He": lambda n: np.sqrt(2.0 / n)}
-    activations = {"sigmoid": lambda a: 1 / (1 + np.exp(-np.clip(a, -500, 500))),
-                   "ReLU": lambda a: np.maximum(a, 0)}
+    scales = {
+        "std 1": lambda n: 1.0,
+        "std 0.01": lambda n: 0.01,
+        "Xavier": lambda n: np.sqrt(1.0 / n),
+        "He": lambda n: np.sqrt(2.0 / n),
+    }
+    activations = {
+        "sigmoid": lambda a: 1 / (1 + np.exp(-np.clip(a, -500, 500))),
+        "ReLU": lambda a: np.maximum(a, 0),
+    }
     fig, axes = plt.subplots(len(scales) * len(activations), 5, figsize=(13, 16), sharey="row")
     row = 0
     for act_name, act in activations.items():
@@ -123,7 +144,14 @@ def batchnorm_scales(out: Path) -> list[Path]:
             h = trainer.history
             ax.plot(h.get("epoch", []), h.get("train_acc", []), style, label=label)
             if "diverged" in label:
-                ax.text(0.5, 0.5, "without BatchNorm: diverged", transform=ax.transAxes, ha="center", fontsize=8)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "without BatchNorm: diverged",
+                    transform=ax.transAxes,
+                    ha="center",
+                    fontsize=8,
+                )
         ax.set_title(f"weight std {std:.2g}", fontsize=9)
         ax.set_ylim(0, 1)
     axes[0, 0].legend()
@@ -135,12 +163,18 @@ def overfitting(out: Path) -> list[Path]:
     """A 7-layer MLP on 300 samples: plain, with weight decay, with dropout."""
     plt = _pyplot()
     (x, t), (xt, tt) = _flat_data(300)
-    runs = {"no regularisation": {}, "weight decay 0.1": {"weight_decay": 0.1}, "dropout 0.2": {"dropout": 0.2}}
+    runs = {
+        "no regularisation": {},
+        "weight decay 0.1": {"weight_decay": 0.1},
+        "dropout 0.2": {"dropout": 0.2},
+    }
     fig, axes = plt.subplots(1, len(runs), figsize=(14, 4), sharey=True)
     for ax, (name, kwargs) in zip(axes, runs.items()):
         seed(0)
         net = models.mlp(784, [100] * 6, 10, **kwargs)
-        h = Trainer(net, optim.SGD(0.01), epochs=200, batch_size=100, progress=False).fit(x, t, x_test=xt, t_test=tt)
+        h = Trainer(net, optim.SGD(0.01), epochs=200, batch_size=100, progress=False).fit(
+            x, t, x_test=xt, t_test=tt
+        )
         ax.plot(h["epoch"], h["train_acc"], label="train")
         ax.plot(h["epoch"], h["test_acc"], label="test")
         ax.set(title=name, xlabel="epoch", ylabel="accuracy")
@@ -157,7 +191,14 @@ def edge_detection(out: Path) -> list[Path]:
     kernel = np.array([[1.0, 0.0, -1.0]] * 3)[None, None]
     response = ops.conv2d(image, kernel)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
-    for ax, (title, a) in zip(axes, (("image 6x6", image[0, 0]), ("filter 3x3", kernel[0, 0]), ("response 4x4", response[0, 0]))):
+    for ax, (title, a) in zip(
+        axes,
+        (
+            ("image 6x6", image[0, 0]),
+            ("filter 3x3", kernel[0, 0]),
+            ("response 4x4", response[0, 0]),
+        ),
+    ):
         ax.imshow(a, cmap="gray")
         for (i, j), v in np.ndenumerate(a):
             ax.text(j, i, f"{v:g}", ha="center", va="center", color="tab:red")
@@ -175,7 +216,10 @@ def learn_kernel(out: Path) -> list[Path]:
     x[..., 2:6] = 0
     y = ops.conv2d(x, np.array([[[[1.0, -1.0]]]]))
     seed(0)
-    net = Sequential([Conv2d(1, 1, (1, 2), bias=False, weight_init=0.5, dtype=np.float64)], loss=MeanSquaredError())
+    net = Sequential(
+        [Conv2d(1, 1, (1, 2), bias=False, weight_init=0.5, dtype=np.float64)],
+        loss=MeanSquaredError(),
+    )
     losses, kernels = [], []
     for _ in range(30):
         loss, grads = net.loss_and_gradient(x, y)
@@ -227,7 +271,13 @@ def numerical_descent(out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(path[:, 0], path[:, 1], "o-")
     ax.plot(0, 0, "+", color="k")
-    ax.set(xlim=(-3.5, 3.5), ylim=(-4.5, 4.5), xlabel="x0", ylabel="x1", title="gradient descent, lr 0.1")
+    ax.set(
+        xlim=(-3.5, 3.5),
+        ylim=(-4.5, 4.5),
+        xlabel="x0",
+        ylabel="x1",
+        title="gradient descent, lr 0.1",
+    )
     return [save_figure(fig, out / "gradient_descent.png")]
 
 
@@ -250,5 +300,3 @@ def run(name: str, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return EXPERIMENTS[name](out)
-
-

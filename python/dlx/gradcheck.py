@@ -82,10 +82,14 @@ class _FrozenRandomness:
 
     def __init__(self, layers: list[Layer]) -> None:
         self.generators = [get_rng()] + [
-            layer.rng for layer in layers if isinstance(getattr(layer, "rng", None), np.random.Generator)
+            layer.rng
+            for layer in layers
+            if isinstance(getattr(layer, "rng", None), np.random.Generator)
         ]
         self.states = [g.bit_generator.state for g in self.generators]
-        self.buffers = [(layer, {k: v.copy() for k, v in layer.buffers.items()}) for layer in layers]
+        self.buffers = [
+            (layer, {k: v.copy() for k, v in layer.buffers.items()}) for layer in layers
+        ]
 
     def rewind(self) -> None:
         for generator, state in zip(self.generators, self.states):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,7 +43,7 @@ def mlp(
     weight_init = DEFAULT_INIT[activation] if weight_init is None else weight_init
     layers: list[Layer] = []
     sizes = [input_size, *hidden_sizes]
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         layers.append(Affine(fan_in, fan_out, weight_init=weight_init, dtype=dtype))
         if batchnorm:
             layers.append(BatchNorm(fan_out, dtype=dtype))
@@ -68,7 +69,15 @@ def simple_conv_net(
     """The book's SimpleConvNet: Conv(30 5x5) - ReLU - MaxPool 2x2 - Affine(100) - ReLU -
     Affine(10), scored by SoftmaxWithLoss."""
     features = [
-        Conv2d(input_shape[0], filters, kernel_size, stride, padding, weight_init=weight_init, dtype=dtype),
+        Conv2d(
+            input_shape[0],
+            filters,
+            kernel_size,
+            stride,
+            padding,
+            weight_init=weight_init,
+            dtype=dtype,
+        ),
         ReLU(),
         MaxPool2d(2),
     ]

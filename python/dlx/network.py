@@ -58,15 +58,21 @@ class Sequential:
     # -- parameters ---------------------------------------------------------------------
     @property
     def params(self) -> dict[str, np.ndarray]:
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+        return {
+            f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()
+        }
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+        return {
+            f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()
+        }
 
     @property
     def buffers(self) -> dict[str, np.ndarray]:
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()}
+        return {
+            f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()
+        }
 
     def _decayed(self) -> Iterator[tuple[Layer, str]]:
         for layer in self.layers:
@@ -87,7 +93,9 @@ class Sequential:
         if self.regularization == "l2":
             total = sum(float(np.sum(layer.params[n] ** 2)) for layer, n in self._decayed())
             return 0.5 * self.weight_decay * total
-        return self.weight_decay * sum(float(np.sum(np.abs(layer.params[n]))) for layer, n in self._decayed())
+        return self.weight_decay * sum(
+            float(np.sum(np.abs(layer.params[n]))) for layer, n in self._decayed()
+        )
 
     def loss(self, x: np.ndarray, t: np.ndarray, train: bool = True) -> float:
         """Loss of the batch (x, t) plus the weight-decay penalty."""
@@ -105,7 +113,9 @@ class Sequential:
                 layer.grads[name] = layer.grads[name] + w.dtype.type(self.weight_decay) * decay
         return self.grads
 
-    def loss_and_gradient(self, x: np.ndarray, t: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+    def loss_and_gradient(
+        self, x: np.ndarray, t: np.ndarray
+    ) -> tuple[float, dict[str, np.ndarray]]:
         """The training-mode loss of (x, t) and its gradient for every parameter, by backprop."""
         loss = self.loss(x, t, train=True)
         return loss, self.backward()
@@ -114,7 +124,9 @@ class Sequential:
         """Gradients of :meth:`loss` (training mode) for every parameter, by backprop."""
         return self.loss_and_gradient(x, t)[1]
 
-    def numerical_gradient(self, x: np.ndarray, t: np.ndarray, h: float = 1e-4) -> dict[str, np.ndarray]:
+    def numerical_gradient(
+        self, x: np.ndarray, t: np.ndarray, h: float = 1e-4
+    ) -> dict[str, np.ndarray]:
         """Gradients by central differences: slow, for checking :meth:`gradient`."""
         from .gradcheck import network_numerical_gradient
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop", "get_optimizer"]
+__all__ = [
+    "SGD",
+    "AdaGrad",
+    "Adam",
+    "Momentum",
+    "Nesterov",
+    "Optimizer",
+    "RMSprop",
+    "get_optimizer",
+]
 
 
 def _positive(name: str, value: float) -> float:
@@ -37,7 +46,9 @@ class Optimizer:
                 raise KeyError(f"no gradient for parameter {key!r}")
             grad = grads[key]
             if grad.shape != param.shape:
-                raise ValueError(f"gradient of {key!r} has shape {grad.shape}, parameter {param.shape}")
+                raise ValueError(
+                    f"gradient of {key!r} has shape {grad.shape}, parameter {param.shape}"
+                )
             self._step(key, param, grad)
 
     def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:

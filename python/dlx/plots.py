@@ -65,7 +65,14 @@ def plot_confusion(counts: np.ndarray, names: Sequence[str], path: str | os.Path
     ax.set(xlabel="predicted", ylabel="true")
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=7,
-                    color="white" if counts[i, j] > counts.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                counts[i, j],
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if counts[i, j] > counts.max() / 2 else "black",
+            )
     fig.colorbar(image)
     return save_figure(fig, path)

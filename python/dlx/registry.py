@@ -174,8 +174,16 @@ def _register_builtins() -> None:
     from . import layers
 
     for cls in (
-        layers.Affine, layers.AvgPool2d, layers.BatchNorm, layers.Conv2d, layers.Dropout,
-        layers.Flatten, layers.MaxPool2d, layers.ReLU, layers.Sigmoid, layers.Tanh,
+        layers.Affine,
+        layers.AvgPool2d,
+        layers.BatchNorm,
+        layers.Conv2d,
+        layers.Dropout,
+        layers.Flatten,
+        layers.MaxPool2d,
+        layers.ReLU,
+        layers.Sigmoid,
+        layers.Tanh,
     ):
         _add(cls, None, False, "dlx")
 

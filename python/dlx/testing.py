@@ -34,7 +34,9 @@ def _make(factory: Callable[..., Layer], dtype) -> Layer:
     layer = factory(dtype)
     assert isinstance(layer, Layer), f"the factory returned {type(layer).__name__}, not a dlx.Layer"
     for name, p in layer.params.items():
-        assert p.dtype == dtype, f"parameter {name!r} is {p.dtype}, the factory was asked for {np.dtype(dtype)}"
+        assert p.dtype == dtype, (
+            f"parameter {name!r} is {p.dtype}, the factory was asked for {np.dtype(dtype)}"
+        )
     return layer
 
 
@@ -60,7 +62,9 @@ def check_layer(
     ``TypeError``.
     """
     if not callable(factory) or not inspect.signature(factory).parameters:
-        raise TypeError("factory must be a callable taking a dtype, e.g. lambda dtype: MyLayer(dtype=dtype)")
+        raise TypeError(
+            "factory must be a callable taking a dtype, e.g. lambda dtype: MyLayer(dtype=dtype)"
+        )
     rng = np.random.default_rng(seed)
     shape = tuple(input_shape)
     base = rng.standard_normal(shape)
@@ -86,11 +90,15 @@ def check_layer(
                 f"grad {name!r} is {g.shape} {g.dtype}, its parameter {layer.params[name].shape} {np.dtype(dtype)}"
             )
         y_eval = layer.forward(x, train=False)
-        assert y_eval.shape == y.shape and y_eval.dtype == dtype, "train=False changed the output shape or dtype"
+        assert y_eval.shape == y.shape and y_eval.dtype == dtype, (
+            "train=False changed the output shape or dtype"
+        )
 
     errors = gradient_check(_make(factory, np.float64), base.copy(), seed=seed)
     for name, error in errors.items():
-        assert error < tolerance, f"gradient of {name!r} is wrong: relative error {error:.2e} (tolerance {tolerance:.0e})"
+        assert error < tolerance, (
+            f"gradient of {name!r} is wrong: relative error {error:.2e} (tolerance {tolerance:.0e})"
+        )
 
     layer = _make(factory, np.float32)
     config = layer.to_config()
@@ -98,7 +106,9 @@ def check_layer(
     text = json.dumps(config)
     rebuilt = build_layer(json.loads(text))
     assert type(rebuilt) is type(layer), f"the config rebuilt a {type(rebuilt).__name__}"
-    assert rebuilt.to_config() == config, f"config round trip changed {config} into {rebuilt.to_config()}"
+    assert rebuilt.to_config() == config, (
+        f"config round trip changed {config} into {rebuilt.to_config()}"
+    )
 
     model = Sequential([layer])
     x32 = base.astype(np.float32)
@@ -115,5 +125,7 @@ def check_layer(
             _make(factory, np.float32).forward(bad_x)
         except (ValueError, TypeError):
             continue
-        raise AssertionError(f"input of shape {tuple(bad)} was accepted; it should raise ValueError")
+        raise AssertionError(
+            f"input of shape {tuple(bad)} was accepted; it should raise ValueError"
+        )
     return errors

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -55,8 +54,12 @@ class Trainer:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if monitor not in ("val_acc", "val_loss"):
             raise ValueError(f"monitor must be 'val_acc' or 'val_loss', got {monitor!r}")
-        if early_stopping is not None and (not isinstance(early_stopping, int) or early_stopping < 1):
-            raise ValueError(f"early_stopping must be a patience >= 1 or None, got {early_stopping!r}")
+        if early_stopping is not None and (
+            not isinstance(early_stopping, int) or early_stopping < 1
+        ):
+            raise ValueError(
+                f"early_stopping must be a patience >= 1 or None, got {early_stopping!r}"
+            )
         self.epochs = epochs
         self.batch_size = batch_size
         self.progress = progress
@@ -82,7 +85,9 @@ class Trainer:
             correct += int(np.sum(np.argmax(scores, axis=1) == labels[start : start + step]))
         return total / len(x) + net.penalty(), correct / len(x)
 
-    def fit(self, x_train, t_train, x_val=None, t_val=None, x_test=None, t_test=None) -> dict[str, list[float]]:
+    def fit(
+        self, x_train, t_train, x_val=None, t_val=None, x_test=None, t_test=None
+    ) -> dict[str, list[float]]:
         """Train for ``epochs`` epochs; returns (and keeps) the history."""
         # NumPy's BLAS threads would fight the kernels' threads for the cores (dlx.threads).
         with blas_single_threaded():
@@ -110,8 +115,11 @@ class Trainer:
             order = rng.permutation(n)
             losses = []
             bar = tqdm(
-                range(batches), desc=f"epoch {epoch}/{self.epochs}", unit="batch",
-                disable=not self.progress, leave=False,
+                range(batches),
+                desc=f"epoch {epoch}/{self.epochs}",
+                unit="batch",
+                disable=not self.progress,
+                leave=False,
             )
             for b in bar:
                 idx = order[b * self.batch_size : (b + 1) * self.batch_size]

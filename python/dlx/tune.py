@@ -114,7 +114,9 @@ class TrainingObjective:
         if self.model_fn is not None:
             return self.model_fn(params)
         return models.mlp(
-            int(np.prod(self.x.shape[1:])), list(self.hidden_sizes), int(np.max(self.t)) + 1,
+            int(np.prod(self.x.shape[1:])),
+            list(self.hidden_sizes),
+            int(np.max(self.t)) + 1,
             dropout=float(params.get("dropout", 0.0)),
             weight_decay=float(params.get("weight_decay", 0.0)),
         )
@@ -126,7 +128,9 @@ class TrainingObjective:
 
         seed(self.seed)
         net = self._model(params)
-        opt = get_optimizer(params.get("optimizer", self.optimizer), lr=float(params.get("lr", 0.01)))
+        opt = get_optimizer(
+            params.get("optimizer", self.optimizer), lr=float(params.get("lr", 0.01))
+        )
         trainer = Trainer(net, opt, epochs=self.epochs, batch_size=self.batch_size, progress=False)
         try:
             trainer.fit(self.x[train_idx], self.t[train_idx])
@@ -143,12 +147,14 @@ class TrainingObjective:
             splits = kfold_indices(n, self.folds, rng)
         else:
             order = rng.permutation(n)
-            n_val = max(1, int(round(n * self.val_fraction)))
+            n_val = max(1, round(n * self.val_fraction))
             splits = [(order[n_val:], order[:n_val])]
         return float(np.mean([self._score(params, tr, va) for tr, va in splits]))
 
 
-def _timed(objective: Callable[[Mapping[str, Any]], float], params: dict[str, Any]) -> tuple[float, float]:
+def _timed(
+    objective: Callable[[Mapping[str, Any]], float], params: dict[str, Any]
+) -> tuple[float, float]:
     started = time.perf_counter()
     score = objective(params)
     return score, time.perf_counter() - started
@@ -170,10 +176,14 @@ class SearchResult:
         header = ["rank", "score", *keys, "seconds"]
         lines = [header]
         for rank, trial in enumerate(rows, 1):
-            values = [f"{trial[k]:.3g}" if isinstance(trial[k], float) else str(trial[k]) for k in keys]
+            values = [
+                f"{trial[k]:.3g}" if isinstance(trial[k], float) else str(trial[k]) for k in keys
+            ]
             lines.append([str(rank), f"{trial['score']:.4f}", *values, f"{trial['seconds']:.1f}"])
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-        return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines)
+        return "\n".join(
+            "  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines
+        )
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the trials as JSON (``.json``) or CSV (anything else)."""

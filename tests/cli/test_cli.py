@@ -7,15 +7,18 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 import dlx
+import pytest
 from dlx import experiments
 
 
 def dlx_cli(*args, cwd=None, timeout=300):
     return subprocess.run(
-        [sys.executable, "-m", "dlx", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
+        [sys.executable, "-m", "dlx", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -53,9 +56,20 @@ def test_train_evaluate_summary(tmp_path):
 
 
 def test_train_from_a_json_config(tmp_path):
-    config = {"layers": [{"type": "Flatten"}, {"type": "Affine", "in_features": 784, "out_features": 10}]}
+    config = {
+        "layers": [{"type": "Flatten"}, {"type": "Affine", "in_features": 784, "out_features": 10}]
+    }
     (tmp_path / "net.json").write_text(json.dumps(config))
-    result = dlx_cli("train", "--model", str(tmp_path / "net.json"), "--epochs", "1", "--out", str(tmp_path / "o"), "--no-progress")
+    result = dlx_cli(
+        "train",
+        "--model",
+        str(tmp_path / "net.json"),
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr
     assert "test accuracy" in result.stdout
 
@@ -63,11 +77,20 @@ def test_train_from_a_json_config(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--model", "resnet"], "--model must be one of mlp, simpleconvnet, deepconvnet, deepconvnet-bn or a .json config file, got 'resnet'"),
+        (
+            ["train", "--model", "resnet"],
+            "--model must be one of mlp, simpleconvnet, deepconvnet, deepconvnet-bn or a .json config file, got 'resnet'",
+        ),
         (["train", "--epochs", "-2"], "argument --epochs: must be at least 1, got -2"),
         (["train", "--lr", "zero"], "argument --lr: expected a number, got 'zero'"),
-        (["train", "--dataset", "imagenet"], "dataset must be 'bundled', 'fashion-mnist', 'mnist' or a folder of IDX files, got 'imagenet'"),
-        (["train", "--out", "/proc/dlx-cannot-write"], "cannot write to the output folder /proc/dlx-cannot-write"),
+        (
+            ["train", "--dataset", "imagenet"],
+            "dataset must be 'bundled', 'fashion-mnist', 'mnist' or a folder of IDX files, got 'imagenet'",
+        ),
+        (
+            ["train", "--out", "/proc/dlx-cannot-write"],
+            "cannot write to the output folder /proc/dlx-cannot-write",
+        ),
         (["evaluate", "missing.npz"], "no checkpoint at missing.npz"),
         (["summary", "mlp", "--input-shape", "a,b"], "invalid literal"),
         (["experiment", "nope"], "argument name: invalid choice: 'nope'"),
@@ -83,8 +106,20 @@ def test_bad_arguments_get_one_clear_line(tmp_path, args, message):
 
 
 def test_missing_dataset(tmp_path):
-    env = {**os.environ, "DLX_DATA": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "c"), "DLX_DATA_MIRROR": "http://127.0.0.1:9/"}
-    result = subprocess.run([sys.executable, "-m", "dlx", "train", "--dataset", "mnist"], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "DLX_DATA": str(tmp_path),
+        "XDG_CACHE_HOME": str(tmp_path / "c"),
+        "DLX_DATA_MIRROR": "http://127.0.0.1:9/",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "dlx", "train", "--dataset", "mnist"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "mnist not found in" in result.stderr and "Put the files" in result.stderr
 
@@ -92,8 +127,20 @@ def test_missing_dataset(tmp_path):
 def test_ctrl_c_keeps_the_last_finished_epoch(tmp_path):
     out = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "dlx", "train", "--epochs", "50", "--out", str(out), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "dlx",
+            "train",
+            "--epochs",
+            "50",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while not (out / "model.npz").exists() and time.monotonic() < deadline:

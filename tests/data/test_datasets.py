@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-
 from dlx import datasets
 from dlx.datasets import IDXError, mnist, read_idx, write_idx
 
@@ -30,9 +28,18 @@ def test_idx_round_trip(tmp_path, suffix, dtype):
         (b"", r"bad magic number \(empty\)"),
         (b"\x00\x00\x07\x01\x00\x00\x00\x01x", r"bad magic number 00000701"),
         (b"\x00\x00\x08\x03\x00\x00", r"declares 3 dimensions but the file ends first"),
-        (b"\x00\x00\x08\x01\x00\x00\x00\x05abc", r"declares shape \(5,\) \(5 bytes of data\) but the file holds 3"),
-        (b"\x00\x00\x08\x01\x00\x00\x00\x02abcd", r"declares shape \(2,\) \(2 bytes of data\) but the file holds 4"),
-        (gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02ab")[:-6], r"gzip data is damaged or truncated"),
+        (
+            b"\x00\x00\x08\x01\x00\x00\x00\x05abc",
+            r"declares shape \(5,\) \(5 bytes of data\) but the file holds 3",
+        ),
+        (
+            b"\x00\x00\x08\x01\x00\x00\x00\x02abcd",
+            r"declares shape \(2,\) \(2 bytes of data\) but the file holds 4",
+        ),
+        (
+            gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02ab")[:-6],
+            r"gzip data is damaged or truncated",
+        ),
     ],
     ids=["empty", "bad-type", "short-header", "truncated", "too-long", "broken-gzip"],
 )
@@ -48,8 +55,14 @@ def fake_mnist(folder: Path, n_train=20, n_test=10, gz=True, label_max=9):
     rng = np.random.default_rng(0)
     suffix = ".gz" if gz else ""
     for split, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(folder / f"{split}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n, 28, 28)).astype(np.uint8))
-        write_idx(folder / f"{split}-labels-idx1-ubyte{suffix}", (np.arange(n) % (label_max + 1)).astype(np.uint8))
+        write_idx(
+            folder / f"{split}-images-idx3-ubyte{suffix}",
+            rng.integers(0, 256, (n, 28, 28)).astype(np.uint8),
+        )
+        write_idx(
+            folder / f"{split}-labels-idx1-ubyte{suffix}",
+            (np.arange(n) % (label_max + 1)).astype(np.uint8),
+        )
     return folder
 
 
@@ -59,8 +72,15 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("DLX_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("DLX_DATA_MIRROR", "http://127.0.0.1:9/")  # nothing listens there
-    monkeypatch.setitem(mnist.SOURCES, "fashion-mnist", mnist.SOURCES["fashion-mnist"].__class__(
-        md5=mnist.SOURCES["fashion-mnist"].md5, mirrors=(), system_dir=str(tmp_path / "no-system")))
+    monkeypatch.setitem(
+        mnist.SOURCES,
+        "fashion-mnist",
+        mnist.SOURCES["fashion-mnist"].__class__(
+            md5=mnist.SOURCES["fashion-mnist"].md5,
+            mirrors=(),
+            system_dir=str(tmp_path / "no-system"),
+        ),
+    )
     return tmp_path
 
 
@@ -117,7 +137,7 @@ def mirror(tmp_path, monkeypatch):
     """An HTTP server on the loopback address serving a folder, as a data mirror."""
     served = tmp_path / "served"
     served.mkdir()
-    handler = lambda *a, **k: _Files(*a, directory=str(served), **k)  # noqa: E731
+    handler = lambda *a, **k: _Files(*a, directory=str(served), **k)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -133,7 +153,11 @@ def _publish(folder, monkeypatch, corrupt=None):
     sums = {p.name[:-3]: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
     if corrupt:
         (folder / corrupt).write_bytes(b"not the published file")
-    monkeypatch.setitem(mnist.SOURCES, "mnist", mnist.SOURCES["mnist"].__class__(md5=sums, mirrors=(), system_dir=None))
+    monkeypatch.setitem(
+        mnist.SOURCES,
+        "mnist",
+        mnist.SOURCES["mnist"].__class__(md5=sums, mirrors=(), system_dir=None),
+    )
 
 
 def test_download_verifies_and_caches(isolated, mirror, monkeypatch):

@@ -8,21 +8,25 @@ printed at the end of the module.
 
 import os
 
+import dlx.ops as ops
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import dlx.ops as ops
-
 EXAMPLES = int(os.environ.get("DLX_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 DTYPES = [np.float32, np.float64, np.float16, np.int32, np.int64, np.bool_, np.complex64, object]
 COUNTS = {"matched": 0, "refused": 0}
 
 sizes = st.integers(0, 7)
 window_value = st.one_of(
-    st.integers(1, 3), st.integers(-1, 6), st.tuples(st.integers(-1, 6), st.integers(-1, 6)), st.just(2.5), st.none()
+    st.integers(1, 3),
+    st.integers(-1, 6),
+    st.tuples(st.integers(-1, 6), st.integers(-1, 6)),
+    st.just(2.5),
+    st.none(),
 )
 
 
@@ -36,7 +40,9 @@ def arrays(draw, ndim=None, dtype=None):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     a = rng.standard_normal(shape)
     if draw(st.booleans()) and a.size:
-        a.flat[draw(st.integers(0, a.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf, 0.0]))
+        a.flat[draw(st.integers(0, a.size - 1))] = draw(
+            st.sampled_from([np.nan, np.inf, -np.inf, 0.0])
+        )
     with np.errstate(invalid="ignore", over="ignore"):  # NaN or inf cast to an integer dtype
         a = a.astype(dtype) if dtype is not object else a.astype(object)
     layout = draw(st.sampled_from(["c", "fortran", "strided", "read-only"]))
@@ -71,10 +77,20 @@ def _check(name, *args):
         return
     with ops.use_backend("numpy"):
         want = getattr(ops, name)(*args)
-    for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+    for g, w in zip(
+        got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)
+    ):
         assert g.shape == w.shape and g.dtype == w.dtype
         tol = 1e-3 if g.dtype == np.float32 else 1e-9
-        np.testing.assert_allclose(g, w, rtol=tol, atol=tol * max(1.0, float(np.nanmax(np.abs(w), initial=0.0))) if np.isfinite(w).all() else tol, equal_nan=True)
+        np.testing.assert_allclose(
+            g,
+            w,
+            rtol=tol,
+            atol=tol * max(1.0, float(np.nanmax(np.abs(w), initial=0.0)))
+            if np.isfinite(w).all()
+            else tol,
+            equal_nan=True,
+        )
     COUNTS["matched"] += 1
 
 
@@ -140,5 +156,7 @@ def test_fuzz_relu_and_batch_norm(x, other):
 
 def test_fuzz_counts():
     """Runs after the fuzzers (file order): at least some cases of each kind happened."""
-    print(f"\nfuzz cases: {COUNTS['matched']} matched the reference, {COUNTS['refused']} refused cleanly")
+    print(
+        f"\nfuzz cases: {COUNTS['matched']} matched the reference, {COUNTS['refused']} refused cleanly"
+    )
     assert COUNTS["matched"] > 0 and COUNTS["refused"] > 0

@@ -3,10 +3,9 @@
 import resource
 import time
 
+import dlx.ops as ops
 import numpy as np
 import pytest
-
-import dlx.ops as ops
 
 
 def _fails_fast(call, match):
@@ -22,7 +21,10 @@ def _fails_fast(call, match):
 def test_huge_im2col_is_refused(backend):
     # 1 x 64 x 2048 x 2048 with a 7x7 kernel: 2**22 positions x 3136 columns = 13 * 2**30 elements.
     x = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (1, 64, 2048, 2048), (0, 0, 0, 0))
-    _fails_fast(lambda: ops.im2col(x, 7, 1, 3), r"col would have shape \(4194304, 3136\): 13,153,337,344 elements \(49.0 GiB\)")
+    _fails_fast(
+        lambda: ops.im2col(x, 7, 1, 3),
+        r"col would have shape \(4194304, 3136\): 13,153,337,344 elements \(49.0 GiB\)",
+    )
 
 
 def test_huge_pool_gradient_is_refused(backend):
@@ -35,6 +37,8 @@ def test_huge_pool_gradient_is_refused(backend):
 
 
 def test_huge_convolution_output_is_refused(backend):
-    x = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (4096, 1, 1024, 1024), (0, 0, 0, 0))
+    x = np.lib.stride_tricks.as_strided(
+        np.zeros(1, np.float32), (4096, 1, 1024, 1024), (0, 0, 0, 0)
+    )
     w = np.zeros((64, 1, 1, 1), np.float32)
     _fails_fast(lambda: ops.conv2d(x, w), r"the output would have shape \(4096, 64, 1024, 1024\)")

@@ -1,17 +1,20 @@
 """Special values: no warnings for finite inputs, NaN propagates, infinities have defined results."""
 
-import numpy as np
-import pytest
-
 import dlx
 import dlx.functional as F
+import numpy as np
+import pytest
 
 HUGE = np.array([[1e308, -1e308, 0.0], [-1e308, -1e308, -1e308], [1e-320, 5e-324, 0.0]])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_finite_extremes_do_not_warn(dtype):
-    x = np.nan_to_num(HUGE.astype(dtype) if dtype == np.float64 else np.array([[3e38, -3e38, 0], [-3e38, -3e38, -3e38], [1e-45, 0, 0]], dtype))
+    x = np.nan_to_num(
+        HUGE.astype(dtype)
+        if dtype == np.float64
+        else np.array([[3e38, -3e38, 0], [-3e38, -3e38, -3e38], [1e-45, 0, 0]], dtype)
+    )
     p = F.softmax(x)
     assert np.all(np.isfinite(p)) and np.allclose(p.sum(axis=1), 1)
     assert np.all(np.isfinite(F.log_softmax(x)[:, 0]))
@@ -20,7 +23,9 @@ def test_finite_extremes_do_not_warn(dtype):
 
 
 def test_softmax_of_infinities():
-    p = F.softmax(np.array([[np.inf, 0.0, np.inf], [-np.inf, 0.0, 0.0], [-np.inf, -np.inf, -np.inf]]))
+    p = F.softmax(
+        np.array([[np.inf, 0.0, np.inf], [-np.inf, 0.0, 0.0], [-np.inf, -np.inf, -np.inf]])
+    )
     np.testing.assert_array_equal(p[0], [0.5, 0.0, 0.5])  # the +inf entries share it
     np.testing.assert_array_equal(p[1], [0.0, 0.5, 0.5])
     assert np.isnan(p[2]).all()  # all -inf describes no distribution
@@ -54,4 +59,6 @@ def test_nan_training_stops_with_epoch_and_batch():
     net = dlx.models.mlp(4, [8], 3)
     with np.errstate(invalid="ignore", over="ignore"):
         with pytest.raises(FloatingPointError, match=r"epoch 1, batch \d of 3"):
-            dlx.Trainer(net, epochs=3, batch_size=20, progress=False, rng=np.random.default_rng(0)).fit(x, np.zeros(60, np.int64))
+            dlx.Trainer(
+                net, epochs=3, batch_size=20, progress=False, rng=np.random.default_rng(0)
+            ).fit(x, np.zeros(60, np.int64))

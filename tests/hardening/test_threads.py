@@ -4,10 +4,9 @@ import multiprocessing
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+import dlx.ops as ops
 import numpy as np
 import pytest
-
-import dlx.ops as ops
 from dlx import threads
 
 

@@ -4,9 +4,8 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import dlx.ops as ops
+import pytest
 
 
 def test_cpp_is_the_default():

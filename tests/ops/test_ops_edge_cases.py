@@ -1,10 +1,9 @@
 """Semantics at the edges: empty batches, memory layouts, NaN, ties, padding."""
 
+import dlx.ops as ops
 import numpy as np
 import pytest
 from conftest import DTYPES
-
-import dlx.ops as ops
 
 
 def all_ops(x, w):
@@ -158,4 +157,6 @@ def test_relu_keeps_nan_and_blocks_its_gradient(backend):
     y = ops.relu(x)
     assert np.isnan(y[0, 0])
     np.testing.assert_array_equal(y[0, 1:], [0.0, 2.0, 0.0, np.inf])
-    np.testing.assert_array_equal(ops.relu_backward(np.ones_like(x), y), [[0.0, 0.0, 1.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(
+        ops.relu_backward(np.ones_like(x), y), [[0.0, 0.0, 1.0, 0.0, 1.0]]
+    )

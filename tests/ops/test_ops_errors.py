@@ -1,9 +1,8 @@
 """Bad input gets a TypeError or ValueError naming the argument and what it got."""
 
+import dlx.ops as ops
 import numpy as np
 import pytest
-
-import dlx.ops as ops
 from dlx import _core
 
 X = np.zeros((2, 3, 6, 6), np.float32)
@@ -13,47 +12,198 @@ POOLED = np.zeros((2, 3, 3, 3), np.float32)
 ARGMAX = np.zeros((2, 3, 3, 3), np.int64)
 
 CASES = {
-    "x-int": (lambda: ops.conv2d(X.astype(np.int32), W), TypeError, r"x must be float32 or float64, got dtype int32"),
+    "x-int": (
+        lambda: ops.conv2d(X.astype(np.int32), W),
+        TypeError,
+        r"x must be float32 or float64, got dtype int32",
+    ),
     "x-float16": (lambda: ops.conv2d(X.astype(np.float16), W), TypeError, r"x .*float16"),
     "x-object": (lambda: ops.max_pool2d(X.astype(object), 2), TypeError, r"x .*object"),
-    "x-list": (lambda: ops.avg_pool2d(X.tolist(), 2), TypeError, r"x must be a numpy.ndarray, got list"),
+    "x-list": (
+        lambda: ops.avg_pool2d(X.tolist(), 2),
+        TypeError,
+        r"x must be a numpy.ndarray, got list",
+    ),
     "x-3d": (lambda: ops.conv2d(X[0], W), ValueError, r"x must be 4-D .*got shape \(3, 6, 6\)"),
     "w-3d": (lambda: ops.conv2d(X, W[0]), ValueError, r"w must be 4-D .*got shape \(3, 3, 3\)"),
-    "w-dtype": (lambda: ops.conv2d(X, W.astype(np.float64)), TypeError, r"w has dtype float64 but x has dtype float32"),
+    "w-dtype": (
+        lambda: ops.conv2d(X, W.astype(np.float64)),
+        TypeError,
+        r"w has dtype float64 but x has dtype float32",
+    ),
     "channels": (lambda: ops.conv2d(X, W[:, :2]), ValueError, r"w has 2 input channels .* x has 3"),
-    "bias-length": (lambda: ops.conv2d(X, W, np.zeros(3, np.float32)), ValueError, r"b must have shape \(4,\), got \(3,\)"),
-    "bias-2d": (lambda: ops.conv2d(X, W, np.zeros((4, 1), np.float32)), ValueError, r"b must be 1-D"),
+    "bias-length": (
+        lambda: ops.conv2d(X, W, np.zeros(3, np.float32)),
+        ValueError,
+        r"b must have shape \(4,\), got \(3,\)",
+    ),
+    "bias-2d": (
+        lambda: ops.conv2d(X, W, np.zeros((4, 1), np.float32)),
+        ValueError,
+        r"b must be 1-D",
+    ),
     "bias-dtype": (lambda: ops.conv2d(X, W, np.zeros(4)), TypeError, r"b has dtype float64"),
-    "stride-zero": (lambda: ops.conv2d(X, W, stride=0), ValueError, r"stride must be >= 1, got \(0, 0\)"),
-    "stride-negative": (lambda: ops.im2col(X, 2, stride=(1, -1)), ValueError, r"stride must be >= 1, got \(1, -1\)"),
-    "stride-float": (lambda: ops.conv2d(X, W, stride=1.5), TypeError, r"stride must be an int or a pair"),
-    "stride-bool": (lambda: ops.conv2d(X, W, stride=True), TypeError, r"stride must be an int or a pair"),
-    "stride-triple": (lambda: ops.conv2d(X, W, stride=(1, 1, 1)), TypeError, r"stride must be an int or a pair"),
-    "kernel-zero": (lambda: ops.max_pool2d(X, 0), ValueError, r"kernel_size must be >= 1, got \(0, 0\)"),
-    "kernel-too-large": (lambda: ops.conv2d(X, np.zeros((1, 3, 9, 3), np.float32)), ValueError, r"kernel_size \(9, 3\) is larger than the padded input \(6, 6\)"),
-    "pool-kernel-too-large": (lambda: ops.max_pool2d(X, 7), ValueError, r"larger than the padded input"),
-    "pad-negative": (lambda: ops.conv2d(X, W, pad=-1), ValueError, r"pad must be >= 0, got \(-1, -1\)"),
-    "pool-pad-too-large": (lambda: ops.max_pool2d(X, 2, pad=2), ValueError, r"pad \(2, 2\) must be at most half of kernel_size \(2, 2\)"),
-    "dy-shape": (lambda: ops.conv2d_backward(Y[:, :3], X, W), ValueError, r"dy must have shape \(2, 4, 4, 4\), got \(2, 3, 4, 4\)"),
-    "dy-dtype": (lambda: ops.conv2d_backward(Y.astype(np.float64), X, W), TypeError, r"dy has dtype float64"),
-    "pool-dy-shape": (lambda: ops.max_pool2d_backward(POOLED[:1], ARGMAX, X.shape, 2), ValueError, r"dy must have shape \(2, 3, 3, 3\), got \(1, 3, 3, 3\)"),
-    "avg-dy-shape": (lambda: ops.avg_pool2d_backward(POOLED[:, :, :2], X.shape, 2), ValueError, r"dy must have shape \(2, 3, 3, 3\), got \(2, 3, 2, 3\)"),
-    "argmax-shape": (lambda: ops.max_pool2d_backward(POOLED, ARGMAX[:, :1], X.shape, 2), ValueError, r"argmax must have shape \(2, 3, 3, 3\), got \(2, 1, 3, 3\)"),
-    "argmax-dtype": (lambda: ops.max_pool2d_backward(POOLED, ARGMAX.astype(np.int32), X.shape, 2), TypeError, r"argmax must be an int64 numpy.ndarray, got int32"),
-    "col-shape": (lambda: ops.col2im(np.zeros((10, 27), np.float32), X.shape, 3), ValueError, r"col must have shape \(32, 27\), got \(10, 27\)"),
-    "x-shape-short": (lambda: ops.col2im(np.zeros((32, 27), np.float32), (2, 3, 6), 3), TypeError, r"x_shape must be a shape \(N, C, H, W\)"),
-    "x-shape-negative": (lambda: ops.avg_pool2d_backward(POOLED, (2, 3, -6, 6), 2), ValueError, r"x_shape must not hold negative sizes"),
-    "output-size-kernel": (lambda: ops.conv_output_size(4, 7), ValueError, r"kernel 7 is larger than the padded input 4"),
-    "output-size-stride": (lambda: ops.conv_output_size(4, 2, 0), ValueError, r"stride must be >= 1, got 0"),
-    "relu-int": (lambda: ops.relu(np.zeros(3, np.int32)), TypeError, r"x must be float32 or float64, got dtype int32"),
-    "relu-backward-shape": (lambda: ops.relu_backward(np.zeros(3, np.float32), np.zeros(4, np.float32)), ValueError, r"dy must have shape \(4,\), got \(3,\)"),
-    "relu-backward-dtype": (lambda: ops.relu_backward(np.zeros(3), np.zeros(3, np.float32)), TypeError, r"dy has dtype float64 but y has dtype float32"),
-    "bn-3d": (lambda: ops.batch_norm_stats(np.zeros((2, 3, 4), np.float32)), ValueError, r"x must be \(N, C\) or \(N, C, H, W\), got shape \(2, 3, 4\)"),
-    "bn-empty": (lambda: ops.batch_norm_stats(np.zeros((0, 3), np.float32)), ValueError, r"at least one value per channel, got shape \(0, 3\)"),
-    "bn-gamma-shape": (lambda: ops.batch_norm_apply(np.zeros((2, 3), np.float32), *[np.zeros(3, np.float32)] * 2, np.zeros(4, np.float32), np.zeros(3, np.float32)), ValueError, r"gamma must have shape \(3,\), got \(4,\)"),
-    "bn-mean-dtype": (lambda: ops.batch_norm_apply(np.zeros((2, 3), np.float32), np.zeros(3), *[np.zeros(3, np.float32)] * 3), TypeError, r"mean has dtype float64 but x has dtype float32"),
-    "bn-dy-shape": (lambda: ops.batch_norm_backward(np.zeros((2, 4), np.float32), np.zeros((2, 3), np.float32), *[np.zeros(3, np.float32)] * 3), ValueError, r"dy must have shape \(2, 3\), got \(2, 4\)"),
-    "output-size-float": (lambda: ops.conv_output_size(4.0, 2), TypeError, r"size must be an int, got float"),
+    "stride-zero": (
+        lambda: ops.conv2d(X, W, stride=0),
+        ValueError,
+        r"stride must be >= 1, got \(0, 0\)",
+    ),
+    "stride-negative": (
+        lambda: ops.im2col(X, 2, stride=(1, -1)),
+        ValueError,
+        r"stride must be >= 1, got \(1, -1\)",
+    ),
+    "stride-float": (
+        lambda: ops.conv2d(X, W, stride=1.5),
+        TypeError,
+        r"stride must be an int or a pair",
+    ),
+    "stride-bool": (
+        lambda: ops.conv2d(X, W, stride=True),
+        TypeError,
+        r"stride must be an int or a pair",
+    ),
+    "stride-triple": (
+        lambda: ops.conv2d(X, W, stride=(1, 1, 1)),
+        TypeError,
+        r"stride must be an int or a pair",
+    ),
+    "kernel-zero": (
+        lambda: ops.max_pool2d(X, 0),
+        ValueError,
+        r"kernel_size must be >= 1, got \(0, 0\)",
+    ),
+    "kernel-too-large": (
+        lambda: ops.conv2d(X, np.zeros((1, 3, 9, 3), np.float32)),
+        ValueError,
+        r"kernel_size \(9, 3\) is larger than the padded input \(6, 6\)",
+    ),
+    "pool-kernel-too-large": (
+        lambda: ops.max_pool2d(X, 7),
+        ValueError,
+        r"larger than the padded input",
+    ),
+    "pad-negative": (
+        lambda: ops.conv2d(X, W, pad=-1),
+        ValueError,
+        r"pad must be >= 0, got \(-1, -1\)",
+    ),
+    "pool-pad-too-large": (
+        lambda: ops.max_pool2d(X, 2, pad=2),
+        ValueError,
+        r"pad \(2, 2\) must be at most half of kernel_size \(2, 2\)",
+    ),
+    "dy-shape": (
+        lambda: ops.conv2d_backward(Y[:, :3], X, W),
+        ValueError,
+        r"dy must have shape \(2, 4, 4, 4\), got \(2, 3, 4, 4\)",
+    ),
+    "dy-dtype": (
+        lambda: ops.conv2d_backward(Y.astype(np.float64), X, W),
+        TypeError,
+        r"dy has dtype float64",
+    ),
+    "pool-dy-shape": (
+        lambda: ops.max_pool2d_backward(POOLED[:1], ARGMAX, X.shape, 2),
+        ValueError,
+        r"dy must have shape \(2, 3, 3, 3\), got \(1, 3, 3, 3\)",
+    ),
+    "avg-dy-shape": (
+        lambda: ops.avg_pool2d_backward(POOLED[:, :, :2], X.shape, 2),
+        ValueError,
+        r"dy must have shape \(2, 3, 3, 3\), got \(2, 3, 2, 3\)",
+    ),
+    "argmax-shape": (
+        lambda: ops.max_pool2d_backward(POOLED, ARGMAX[:, :1], X.shape, 2),
+        ValueError,
+        r"argmax must have shape \(2, 3, 3, 3\), got \(2, 1, 3, 3\)",
+    ),
+    "argmax-dtype": (
+        lambda: ops.max_pool2d_backward(POOLED, ARGMAX.astype(np.int32), X.shape, 2),
+        TypeError,
+        r"argmax must be an int64 numpy.ndarray, got int32",
+    ),
+    "col-shape": (
+        lambda: ops.col2im(np.zeros((10, 27), np.float32), X.shape, 3),
+        ValueError,
+        r"col must have shape \(32, 27\), got \(10, 27\)",
+    ),
+    "x-shape-short": (
+        lambda: ops.col2im(np.zeros((32, 27), np.float32), (2, 3, 6), 3),
+        TypeError,
+        r"x_shape must be a shape \(N, C, H, W\)",
+    ),
+    "x-shape-negative": (
+        lambda: ops.avg_pool2d_backward(POOLED, (2, 3, -6, 6), 2),
+        ValueError,
+        r"x_shape must not hold negative sizes",
+    ),
+    "output-size-kernel": (
+        lambda: ops.conv_output_size(4, 7),
+        ValueError,
+        r"kernel 7 is larger than the padded input 4",
+    ),
+    "output-size-stride": (
+        lambda: ops.conv_output_size(4, 2, 0),
+        ValueError,
+        r"stride must be >= 1, got 0",
+    ),
+    "relu-int": (
+        lambda: ops.relu(np.zeros(3, np.int32)),
+        TypeError,
+        r"x must be float32 or float64, got dtype int32",
+    ),
+    "relu-backward-shape": (
+        lambda: ops.relu_backward(np.zeros(3, np.float32), np.zeros(4, np.float32)),
+        ValueError,
+        r"dy must have shape \(4,\), got \(3,\)",
+    ),
+    "relu-backward-dtype": (
+        lambda: ops.relu_backward(np.zeros(3), np.zeros(3, np.float32)),
+        TypeError,
+        r"dy has dtype float64 but y has dtype float32",
+    ),
+    "bn-3d": (
+        lambda: ops.batch_norm_stats(np.zeros((2, 3, 4), np.float32)),
+        ValueError,
+        r"x must be \(N, C\) or \(N, C, H, W\), got shape \(2, 3, 4\)",
+    ),
+    "bn-empty": (
+        lambda: ops.batch_norm_stats(np.zeros((0, 3), np.float32)),
+        ValueError,
+        r"at least one value per channel, got shape \(0, 3\)",
+    ),
+    "bn-gamma-shape": (
+        lambda: ops.batch_norm_apply(
+            np.zeros((2, 3), np.float32),
+            *[np.zeros(3, np.float32)] * 2,
+            np.zeros(4, np.float32),
+            np.zeros(3, np.float32),
+        ),
+        ValueError,
+        r"gamma must have shape \(3,\), got \(4,\)",
+    ),
+    "bn-mean-dtype": (
+        lambda: ops.batch_norm_apply(
+            np.zeros((2, 3), np.float32), np.zeros(3), *[np.zeros(3, np.float32)] * 3
+        ),
+        TypeError,
+        r"mean has dtype float64 but x has dtype float32",
+    ),
+    "bn-dy-shape": (
+        lambda: ops.batch_norm_backward(
+            np.zeros((2, 4), np.float32),
+            np.zeros((2, 3), np.float32),
+            *[np.zeros(3, np.float32)] * 3,
+        ),
+        ValueError,
+        r"dy must have shape \(2, 3\), got \(2, 4\)",
+    ),
+    "output-size-float": (
+        lambda: ops.conv_output_size(4.0, 2),
+        TypeError,
+        r"size must be an int, got float",
+    ),
 }
 
 
@@ -68,7 +218,10 @@ def test_bad_input(backend, case):
 def test_argmax_out_of_range(backend, value):
     argmax = ARGMAX.copy()
     argmax[1, 2, 0, 1] = value
-    with pytest.raises(ValueError, match=rf"argmax holds {value} at flat position 46, outside the input plane \[0, 36\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"argmax holds {value} at flat position 46, outside the input plane \[0, 36\)",
+    ):
         ops.max_pool2d_backward(POOLED, argmax, X.shape, 2)
 
 

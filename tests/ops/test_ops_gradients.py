@@ -1,9 +1,8 @@
 """Backward passes against central differences, in float64, on both backends."""
 
+import dlx.ops as ops
 import numpy as np
 import pytest
-
-import dlx.ops as ops
 
 EPS = 1e-6
 
@@ -47,7 +46,9 @@ def distinct_values(rng, shape):
     return (rng.permutation(int(np.prod(shape))) * 0.01 - 1.0).reshape(shape)
 
 
-@pytest.mark.parametrize(("kernel", "stride", "pad"), [(2, None, 0), (3, 2, 1), ((2, 3), 1, (1, 0))])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "pad"), [(2, None, 0), (3, 2, 1), ((2, 3), 1, (1, 0))]
+)
 def test_max_pool2d_gradient(backend, rng, kernel, stride, pad):
     x = distinct_values(rng, (2, 2, 5, 6))
     y, argmax = ops.max_pool2d(x, kernel, stride, pad)
@@ -60,7 +61,9 @@ def test_max_pool2d_gradient(backend, rng, kernel, stride, pad):
     assert_grad(dx, numerical_grad(loss, x))
 
 
-@pytest.mark.parametrize(("kernel", "stride", "pad"), [(2, None, 0), (3, 2, 1), ((2, 3), 1, (1, 0))])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "pad"), [(2, None, 0), (3, 2, 1), ((2, 3), 1, (1, 0))]
+)
 def test_avg_pool2d_gradient(backend, rng, kernel, stride, pad):
     x = rng.standard_normal((2, 2, 5, 6))
     r = rng.standard_normal(ops.avg_pool2d(x, kernel, stride, pad).shape)

@@ -2,13 +2,12 @@
 
 import itertools
 
+import dlx.ops as ops
 import naive
 import numpy as np
 import pytest
 from conftest import DTYPES
 from helpers import RTOL, assert_close, check_dtypes, on_both
-
-import dlx.ops as ops
 
 KERNELS = [(1, 1), (2, 2), (3, 3), (5, 5), (2, 3), (3, 1), (1, 4)]
 STRIDES = [(1, 1), (2, 2), (3, 3), (1, 2), (3, 1)]

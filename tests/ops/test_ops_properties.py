@@ -1,12 +1,11 @@
 """Property tests: random geometries, the adjoint identity and output-size invariants."""
 
+import dlx.ops as ops
 import numpy as np
 from conftest import DTYPES
 from helpers import assert_close, on_both
 from hypothesis import given
 from hypothesis import strategies as st
-
-import dlx.ops as ops
 
 
 @st.composite
@@ -71,15 +70,16 @@ def test_col2im_is_the_adjoint_of_im2col(geometry):
         assert abs(lhs - rhs) <= 1e-9 * max(1.0, abs(lhs))
 
 
-@given(
-    st.integers(0, 64), st.integers(1, 9), st.integers(1, 5), st.integers(0, 4)
-)
+@given(st.integers(0, 64), st.integers(1, 9), st.integers(1, 5), st.integers(0, 4))
 def test_output_size_counts_the_windows(size, kernel, stride, pad):
     """conv_output_size is the number of window positions that fit in the padded input."""
     if kernel > size + 2 * pad:
         return
-    fitting = sum(1 for start in range(0, size + 2 * pad) if start % stride == 0
-                  and start + kernel <= size + 2 * pad)
+    fitting = sum(
+        1
+        for start in range(0, size + 2 * pad)
+        if start % stride == 0 and start + kernel <= size + 2 * pad
+    )
     assert ops.conv_output_size(size, kernel, stride, pad) == fitting
 
 

@@ -5,10 +5,9 @@ import json
 import pickle
 import zipfile
 
+import dlx
 import numpy as np
 import pytest
-
-import dlx
 from dlx import checkpoint
 from dlx.checkpoint import CheckpointError
 
@@ -25,9 +24,20 @@ def trained(model, shape, steps=3):
 
 
 MODELS = {
-    "mlp-bn-dropout": (lambda d: dlx.models.mlp(5, [6, 4], 3, batchnorm=True, dropout=0.2, dtype=d), (8, 5)),
-    "simple_conv_net": (lambda d: dlx.models.simple_conv_net((1, 10, 10), filters=3, hidden_size=5, output_size=3, dtype=d), (4, 1, 10, 10)),
-    "deep_conv_net-bn": (lambda d: dlx.models.deep_conv_net((1, 12, 12), output_size=3, batchnorm=True, dtype=d), (4, 1, 12, 12)),
+    "mlp-bn-dropout": (
+        lambda d: dlx.models.mlp(5, [6, 4], 3, batchnorm=True, dropout=0.2, dtype=d),
+        (8, 5),
+    ),
+    "simple_conv_net": (
+        lambda d: dlx.models.simple_conv_net(
+            (1, 10, 10), filters=3, hidden_size=5, output_size=3, dtype=d
+        ),
+        (4, 1, 10, 10),
+    ),
+    "deep_conv_net-bn": (
+        lambda d: dlx.models.deep_conv_net((1, 12, 12), output_size=3, batchnorm=True, dtype=d),
+        (4, 1, 12, 12),
+    ),
 }
 
 
@@ -111,30 +121,109 @@ def damaged(saved):
     cases = {
         "text-file": (b"just some text", r"not a dlx checkpoint \(not an .npz archive\)"),
         "no-meta": ({k: v for k, v in members.items() if k != "meta.npy"}, r"no meta.npy"),
-        "pickled-member": ({**members, "param/0.W.npy": _npy(np.array([{"a": 1}], dtype=object), allow_pickle=True)}, r"dtype object"),
-        "pickled-meta": ({**members, "meta.npy": _npy(np.array([print], dtype=object), allow_pickle=True)}, r"meta.npy' has dtype object"),
-        "raw-pickle-member": ({**members, "param/0.W.npy": pickle.dumps({"x": 1})}, r"not a valid .npy array"),
-        "int-member": ({**members, "param/0.W.npy": _npy(np.zeros((3, 4), np.int64))}, r"dtype int64"),
-        "missing-key": ({k: v for k, v in members.items() if k != "param/0.b.npy"}, r"missing \['param/0.b.npy'\]"),
-        "unexpected-key": ({**members, "param/9.W.npy": _npy(np.zeros(2, np.float32))}, r"unexpected \['param/9.W.npy'\]"),
-        "wrong-shape": ({**members, "param/0.W.npy": _npy(np.zeros((4, 3), np.float32))}, r"has shape \(4, 3\) and dtype float32, the model expects \(3, 4\)"),
-        "wrong-dtype": ({**members, "param/0.W.npy": _npy(np.zeros((3, 4), np.float64))}, r"dtype float64, the model expects \(3, 4\) and float32"),
-        "future-version": (_with_meta(members, {**meta, "format_version": 99}), r"format version 99; this dlx reads version 1"),
-        "not-dlx-meta": (_with_meta(members, {"hello": 1}), r"not a dlx checkpoint \(wrong metadata\)"),
-        "bad-json": ({**members, "meta.npy": _npy(np.frombuffer(b"{not json", np.uint8))}, r"metadata is not valid JSON"),
-        "unknown-layer": (_with_meta(members, {**meta, "config": {**meta["config"], "layers": [{"type": "Warp"}]}}), r"layer type 'Warp', which is not registered"),
-        "bad-layer-args": (_with_meta(members, {**meta, "config": {**meta["config"], "layers": [{"type": "ReLU", "slope": 1}]}}), r"cannot rebuild the model"),
-        "huge-header": ({**members, "param/0.W.npy": _npy(np.zeros((3, 4), np.float32)).replace(b"(3, 4)", b"(3, 9999999999)")}, r"declares shape \(3, 9999999999\)"),
-        "oversized-header": ({**members, "param/0.W.npy": b"\x93NUMPY\x02\x00" + (10**6).to_bytes(4, "little") + b"{" + b" " * 10**6}, r"not a valid .npy array"),
+        "pickled-member": (
+            {
+                **members,
+                "param/0.W.npy": _npy(np.array([{"a": 1}], dtype=object), allow_pickle=True),
+            },
+            r"dtype object",
+        ),
+        "pickled-meta": (
+            {**members, "meta.npy": _npy(np.array([print], dtype=object), allow_pickle=True)},
+            r"meta.npy' has dtype object",
+        ),
+        "raw-pickle-member": (
+            {**members, "param/0.W.npy": pickle.dumps({"x": 1})},
+            r"not a valid .npy array",
+        ),
+        "int-member": (
+            {**members, "param/0.W.npy": _npy(np.zeros((3, 4), np.int64))},
+            r"dtype int64",
+        ),
+        "missing-key": (
+            {k: v for k, v in members.items() if k != "param/0.b.npy"},
+            r"missing \['param/0.b.npy'\]",
+        ),
+        "unexpected-key": (
+            {**members, "param/9.W.npy": _npy(np.zeros(2, np.float32))},
+            r"unexpected \['param/9.W.npy'\]",
+        ),
+        "wrong-shape": (
+            {**members, "param/0.W.npy": _npy(np.zeros((4, 3), np.float32))},
+            r"has shape \(4, 3\) and dtype float32, the model expects \(3, 4\)",
+        ),
+        "wrong-dtype": (
+            {**members, "param/0.W.npy": _npy(np.zeros((3, 4), np.float64))},
+            r"dtype float64, the model expects \(3, 4\) and float32",
+        ),
+        "future-version": (
+            _with_meta(members, {**meta, "format_version": 99}),
+            r"format version 99; this dlx reads version 1",
+        ),
+        "not-dlx-meta": (
+            _with_meta(members, {"hello": 1}),
+            r"not a dlx checkpoint \(wrong metadata\)",
+        ),
+        "bad-json": (
+            {**members, "meta.npy": _npy(np.frombuffer(b"{not json", np.uint8))},
+            r"metadata is not valid JSON",
+        ),
+        "unknown-layer": (
+            _with_meta(
+                members, {**meta, "config": {**meta["config"], "layers": [{"type": "Warp"}]}}
+            ),
+            r"layer type 'Warp', which is not registered",
+        ),
+        "bad-layer-args": (
+            _with_meta(
+                members,
+                {**meta, "config": {**meta["config"], "layers": [{"type": "ReLU", "slope": 1}]}},
+            ),
+            r"cannot rebuild the model",
+        ),
+        "huge-header": (
+            {
+                **members,
+                "param/0.W.npy": _npy(np.zeros((3, 4), np.float32)).replace(
+                    b"(3, 4)", b"(3, 9999999999)"
+                ),
+            },
+            r"declares shape \(3, 9999999999\)",
+        ),
+        "oversized-header": (
+            {
+                **members,
+                "param/0.W.npy": b"\x93NUMPY\x02\x00"
+                + (10**6).to_bytes(4, "little")
+                + b"{"
+                + b" " * 10**6,
+            },
+            r"not a valid .npy array",
+        ),
         "truncated": (None, r"damaged archive|could not be read|truncated|not a dlx checkpoint"),
     }
     return path, members, cases
 
 
 CASE_NAMES = [
-    "text-file", "no-meta", "pickled-member", "pickled-meta", "raw-pickle-member", "int-member",
-    "missing-key", "unexpected-key", "wrong-shape", "wrong-dtype", "future-version", "not-dlx-meta",
-    "bad-json", "unknown-layer", "bad-layer-args", "huge-header", "oversized-header", "truncated",
+    "text-file",
+    "no-meta",
+    "pickled-member",
+    "pickled-meta",
+    "raw-pickle-member",
+    "int-member",
+    "missing-key",
+    "unexpected-key",
+    "wrong-shape",
+    "wrong-dtype",
+    "future-version",
+    "not-dlx-meta",
+    "bad-json",
+    "unknown-layer",
+    "bad-layer-args",
+    "huge-header",
+    "oversized-header",
+    "truncated",
 ]
 
 

@@ -15,7 +15,9 @@ DIST = "dlx-example-plugin"
 def pip(*args):
     result = subprocess.run(
         [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", "-q"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -24,7 +26,11 @@ def run(code, cwd):
     env = {k: v for k, v in os.environ.items() if k != "DLX_DISABLE_PLUGIN_AUTOLOAD"}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=300, cwd=cwd, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=env,
     )
 
 
@@ -76,7 +82,10 @@ def test_plugin_lifecycle(installed_plugin, tmp_path):
     # The plugin's own tests use dlx's conformance kit.
     own = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(PLUGIN / "tests")],
-        capture_output=True, text=True, timeout=300, cwd=PLUGIN,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PLUGIN,
     )
     assert own.returncode == 0, own.stdout + own.stderr
 

@@ -3,9 +3,8 @@
 import json
 import textwrap
 
-import pytest
-
 import dlx
+import pytest
 from dlx import registry
 
 
@@ -46,7 +45,10 @@ def test_duplicate_name_names_the_holder(scratch_names):
     class ReLU(dlx.Layer):
         pass
 
-    with pytest.raises(ValueError, match=r"'ReLU' is already registered by dlx\.layers\.activation\.ReLU \(from dlx\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"'ReLU' is already registered by dlx\.layers\.activation\.ReLU \(from dlx\)",
+    ):
         dlx.register_layer(ReLU)
     assert dlx.get_layer("ReLU") is dlx.layers.ReLU  # a built-in is never shadowed silently
 
@@ -63,7 +65,9 @@ def test_override_replaces(scratch_names):
     assert dlx.get_layer("Mine") is Second
 
 
-@pytest.mark.parametrize("thing", [int, lambda x: x, object()], ids=["class", "function", "instance"])
+@pytest.mark.parametrize(
+    "thing", [int, lambda x: x, object()], ids=["class", "function", "instance"]
+)
 def test_only_layers_can_be_registered(thing):
     with pytest.raises(TypeError, match="only subclasses of dlx.Layer can be registered"):
         dlx.register_layer(thing)
@@ -72,7 +76,9 @@ def test_only_layers_can_be_registered(thing):
 
 
 def test_unknown_name_lists_close_matches():
-    with pytest.raises(KeyError, match=r"no layer named 'Conv2D' is registered; did you mean 'Conv2d'"):
+    with pytest.raises(
+        KeyError, match=r"no layer named 'Conv2D' is registered; did you mean 'Conv2d'"
+    ):
         dlx.get_layer("Conv2D")
 
 
@@ -123,7 +129,9 @@ def test_sequential_config_round_trip():
     again = dlx.Sequential.from_config(config)
     assert again.to_config() == net.to_config()
     assert [type(a) for a in again] == [type(b) for b in net]
-    assert {k: v.shape for k, v in again.params.items()} == {k: v.shape for k, v in net.params.items()}
+    assert {k: v.shape for k, v in again.params.items()} == {
+        k: v.shape for k, v in net.params.items()
+    }
 
 
 def test_sequential_from_config_refuses_unknown_keys():
@@ -144,7 +152,9 @@ def _fake_distribution(root, name, entry_points):
     info = root / f"{name.replace('-', '_')}-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[dlx.layers]\n" + "\n".join(f"{k} = {v}" for k, v in entry_points.items()) + "\n")
+    (info / "entry_points.txt").write_text(
+        "[dlx.layers]\n" + "\n".join(f"{k} = {v}" for k, v in entry_points.items()) + "\n"
+    )
 
 
 @pytest.fixture
@@ -157,7 +167,8 @@ def plugin_site(tmp_path, monkeypatch, scratch_names):
 
 
 def test_entry_point_layer_is_discovered_lazily(plugin_site):
-    (plugin_site / "swish_plugin.py").write_text(textwrap.dedent("""
+    (plugin_site / "swish_plugin.py").write_text(
+        textwrap.dedent("""
         import dlx
 
         class Swish(dlx.Layer):
@@ -165,7 +176,8 @@ def test_entry_point_layer_is_discovered_lazily(plugin_site):
                 return x
             def backward(self, dout):
                 return dout
-    """))
+    """)
+    )
     _fake_distribution(plugin_site, "swish-plugin", {"Swish": "swish_plugin:Swish"})
     registry.refresh_plugins()
     assert dlx.get_layer("Swish").__name__ == "Swish"
@@ -182,7 +194,10 @@ def test_broken_plugins_warn_and_the_rest_works(plugin_site):
     with pytest.warns(RuntimeWarning) as caught:
         registry.refresh_plugins()
     messages = [str(w.message) for w in caught]
-    assert any("'Missing'" in m and "'broken-plugin'" in m and "No module named 'no_such_module'" in m for m in messages)
+    assert any(
+        "'Missing'" in m and "'broken-plugin'" in m and "No module named 'no_such_module'" in m
+        for m in messages
+    )
     assert any("'Thing'" in m and "only subclasses of dlx.Layer" in m for m in messages)
     assert dlx.get_layer("Conv2d") is dlx.layers.Conv2d
     assert "Missing" not in dlx.list_layers()
@@ -199,8 +214,14 @@ def test_builtin_layers_pass_the_conformance_kit():
     from dlx.testing import check_layer
 
     check_layer(lambda d: dlx.layers.Affine(6, 3, dtype=d), (4, 6), bad_input_shapes=[(4, 5)])
-    check_layer(lambda d: dlx.layers.Conv2d(2, 3, 3, padding=1, dtype=d), (2, 2, 5, 5), bad_input_shapes=[(2, 3, 5, 5)])
-    check_layer(lambda d: dlx.layers.BatchNorm(3, dtype=d), (4, 3, 2, 2), bad_input_shapes=[(4, 2, 2, 2)])
+    check_layer(
+        lambda d: dlx.layers.Conv2d(2, 3, 3, padding=1, dtype=d),
+        (2, 2, 5, 5),
+        bad_input_shapes=[(2, 3, 5, 5)],
+    )
+    check_layer(
+        lambda d: dlx.layers.BatchNorm(3, dtype=d), (4, 3, 2, 2), bad_input_shapes=[(4, 2, 2, 2)]
+    )
     check_layer(lambda d: dlx.layers.MaxPool2d(2), (2, 2, 4, 4), bad_input_shapes=[(2, 4, 4)])
     check_layer(lambda d: dlx.layers.AvgPool2d(2), (2, 2, 4, 4))
     for cls in (dlx.layers.ReLU, dlx.layers.Sigmoid, dlx.layers.Tanh, dlx.layers.Flatten):

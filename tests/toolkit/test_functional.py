@@ -1,9 +1,8 @@
 """dlx.functional: values, shapes, dtypes, stability, and the textbook bugs that must not return."""
 
+import dlx.functional as F
 import numpy as np
 import pytest
-
-import dlx.functional as F
 
 
 def test_sigmoid_values_and_precedence():
@@ -27,7 +26,9 @@ def test_activations_work_on_arrays_of_any_shape(fn):
     assert fn(x).shape == x.shape
 
 
-@pytest.mark.parametrize("fn", [F.step, F.relu, F.sigmoid, F.tanh, F.identity, F.softmax, F.log_softmax])
+@pytest.mark.parametrize(
+    "fn", [F.step, F.relu, F.sigmoid, F.tanh, F.identity, F.softmax, F.log_softmax]
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_functions_keep_the_dtype(fn, dtype):
     assert fn(np.ones((3, 4), dtype)).dtype == dtype
@@ -45,13 +46,17 @@ def test_softmax_rows_sum_to_one_and_resist_overflow():
     np.testing.assert_allclose(y.sum(axis=1), 1.0)
     np.testing.assert_allclose(y[0], F.softmax(np.array([20.0, 10.0, 0.0])))
     # A single sample (1-D) works too: the textbook version used an undefined name here.
-    np.testing.assert_allclose(F.softmax(np.array([0.3, 2.9, 4.0])), [0.01821127, 0.24519181, 0.73659691], rtol=1e-6)
+    np.testing.assert_allclose(
+        F.softmax(np.array([0.3, 2.9, 4.0])), [0.01821127, 0.24519181, 0.73659691], rtol=1e-6
+    )
 
 
 def test_log_softmax_is_finite_where_softmax_underflows():
     x = np.array([[0.0, -1000.0]])
     np.testing.assert_allclose(F.log_softmax(x), [[0.0, -1000.0]])
-    np.testing.assert_allclose(np.exp(F.log_softmax(np.array([1.0, 2.0]))), F.softmax(np.array([1.0, 2.0])))
+    np.testing.assert_allclose(
+        np.exp(F.log_softmax(np.array([1.0, 2.0]))), F.softmax(np.array([1.0, 2.0]))
+    )
 
 
 def test_mse_forms():

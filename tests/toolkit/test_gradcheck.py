@@ -1,15 +1,14 @@
 """Numerical differentiation and gradient checks, including that a check can fail."""
 
+import dlx
 import numpy as np
 import pytest
-
-import dlx
 from dlx.gradcheck import gradient_check, gradient_descent, numerical_diff, numerical_gradient
 
 
 def test_numerical_diff():
     # The book's f(x) = 0.01 x^2 + 0.1 x has f'(5) = 0.2 and f'(10) = 0.3.
-    f = lambda x: 0.01 * x**2 + 0.1 * x  # noqa: E731
+    f = lambda x: 0.01 * x**2 + 0.1 * x
     assert numerical_diff(f, 5.0) == pytest.approx(0.2, abs=1e-9)
     assert numerical_diff(f, 10.0) == pytest.approx(0.3, abs=1e-9)
 
@@ -28,7 +27,9 @@ def test_numerical_gradient_refuses_integer_arrays():
 
 
 def test_gradient_descent_reaches_the_minimum():
-    x, path = gradient_descent(lambda a: float(np.sum(a**2)), np.array([-3.0, 4.0]), lr=0.1, step_num=100)
+    x, path = gradient_descent(
+        lambda a: float(np.sum(a**2)), np.array([-3.0, 4.0]), lr=0.1, step_num=100
+    )
     np.testing.assert_allclose(x, [0.0, 0.0], atol=1e-8)
     assert path.shape == (101, 2) and tuple(path[0]) == (-3.0, 4.0)
 

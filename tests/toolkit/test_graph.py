@@ -1,7 +1,6 @@
 """The book's computational-graph examples with Add and Mul nodes."""
 
 import pytest
-
 from dlx.graph import Add, Mul
 
 
@@ -24,4 +23,6 @@ def test_buying_apples_and_oranges():
     d_apple_price, d_orange_price = add.backward(d_all)
     d_orange, d_orange_num = mul_orange.backward(d_orange_price)
     d_apple, d_apple_num = mul_apple.backward(d_apple_price)
-    assert (d_apple_num, d_apple, d_orange, d_orange_num, d_tax) == pytest.approx((110, 2.2, 3.3, 165, 650))
+    assert (d_apple_num, d_apple, d_orange, d_orange_num, d_tax) == pytest.approx(
+        (110, 2.2, 3.3, 165, 650)
+    )

@@ -1,9 +1,8 @@
 """Initialisation scales and reproducibility."""
 
+import dlx
 import numpy as np
 import pytest
-
-import dlx
 from dlx import init
 
 

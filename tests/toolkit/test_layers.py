@@ -1,9 +1,8 @@
 """Every layer: float64 gradient checks, dtypes kept end to end, modes, and clear errors."""
 
+import dlx
 import numpy as np
 import pytest
-
-import dlx
 from dlx.gradcheck import gradient_check
 from dlx.layers import (
     Affine,
@@ -38,18 +37,50 @@ LAYER_CASES = {
     "Sigmoid": (lambda: Sigmoid(), lambda r, s: r.standard_normal(s), (4, 5)),
     "Tanh": (lambda: Tanh(), lambda r, s: r.standard_normal(s), (4, 5)),
     "Affine": (lambda: Affine(6, 3, dtype=F64), lambda r, s: r.standard_normal(s), (4, 6)),
-    "Affine-4d-input": (lambda: Affine(12, 3, dtype=F64), lambda r, s: r.standard_normal(s), (2, 3, 2, 2)),
+    "Affine-4d-input": (
+        lambda: Affine(12, 3, dtype=F64),
+        lambda r, s: r.standard_normal(s),
+        (2, 3, 2, 2),
+    ),
     "Flatten": (lambda: Flatten(), lambda r, s: r.standard_normal(s), (2, 3, 2, 2)),
-    "Conv2d": (lambda: Conv2d(2, 3, 3, stride=2, padding=1, dtype=F64), lambda r, s: r.standard_normal(s), (2, 2, 5, 6)),
-    "Conv2d-same": (lambda: Conv2d(2, 3, (3, 5), padding="same", dtype=F64), lambda r, s: r.standard_normal(s), (2, 2, 5, 6)),
-    "Conv2d-1x1": (lambda: Conv2d(3, 2, 1, dtype=F64), lambda r, s: r.standard_normal(s), (2, 3, 4, 4)),
-    "Conv2d-no-bias": (lambda: Conv2d(2, 2, 2, bias=False, dtype=F64), lambda r, s: r.standard_normal(s), (2, 2, 4, 4)),
+    "Conv2d": (
+        lambda: Conv2d(2, 3, 3, stride=2, padding=1, dtype=F64),
+        lambda r, s: r.standard_normal(s),
+        (2, 2, 5, 6),
+    ),
+    "Conv2d-same": (
+        lambda: Conv2d(2, 3, (3, 5), padding="same", dtype=F64),
+        lambda r, s: r.standard_normal(s),
+        (2, 2, 5, 6),
+    ),
+    "Conv2d-1x1": (
+        lambda: Conv2d(3, 2, 1, dtype=F64),
+        lambda r, s: r.standard_normal(s),
+        (2, 3, 4, 4),
+    ),
+    "Conv2d-no-bias": (
+        lambda: Conv2d(2, 2, 2, bias=False, dtype=F64),
+        lambda r, s: r.standard_normal(s),
+        (2, 2, 4, 4),
+    ),
     "MaxPool2d": (lambda: MaxPool2d(2), distinct, (2, 2, 4, 6)),
     "MaxPool2d-overlap": (lambda: MaxPool2d(3, stride=2, padding=1), distinct, (2, 2, 5, 5)),
-    "AvgPool2d": (lambda: AvgPool2d((2, 3), stride=1), lambda r, s: r.standard_normal(s), (2, 2, 4, 6)),
+    "AvgPool2d": (
+        lambda: AvgPool2d((2, 3), stride=1),
+        lambda r, s: r.standard_normal(s),
+        (2, 2, 4, 6),
+    ),
     "BatchNorm-2d": (lambda: BatchNorm(5, dtype=F64), lambda r, s: r.standard_normal(s), (6, 5)),
-    "BatchNorm-4d": (lambda: BatchNorm(3, dtype=F64), lambda r, s: r.standard_normal(s), (2, 3, 3, 4)),
-    "Dropout": (lambda: Dropout(0.4, rng=np.random.default_rng(1)), lambda r, s: r.standard_normal(s), (4, 5)),
+    "BatchNorm-4d": (
+        lambda: BatchNorm(3, dtype=F64),
+        lambda r, s: r.standard_normal(s),
+        (2, 3, 3, 4),
+    ),
+    "Dropout": (
+        lambda: Dropout(0.4, rng=np.random.default_rng(1)),
+        lambda r, s: r.standard_normal(s),
+        (4, 5),
+    ),
 }
 
 
@@ -157,7 +188,9 @@ def test_softmax_with_loss_gradient():
     t = np.array([0, 2, 1, 2])
     layer = SoftmaxWithLoss()
     layer.forward(x, t)
-    numeric = dlx.gradcheck.numerical_gradient(lambda a: SoftmaxWithLoss().forward(a, t), x.copy(), h=1e-6)
+    numeric = dlx.gradcheck.numerical_gradient(
+        lambda a: SoftmaxWithLoss().forward(a, t), x.copy(), h=1e-6
+    )
     np.testing.assert_allclose(layer.backward(), numeric, rtol=1e-6, atol=1e-9)
 
 
@@ -165,24 +198,71 @@ def test_mean_squared_error_gradient():
     y, t = np.random.default_rng(2).standard_normal((4, 3)), np.zeros((4, 3))
     layer = MeanSquaredError()
     layer.forward(y, t)
-    numeric = dlx.gradcheck.numerical_gradient(lambda a: MeanSquaredError().forward(a, t), y.copy(), h=1e-6)
+    numeric = dlx.gradcheck.numerical_gradient(
+        lambda a: MeanSquaredError().forward(a, t), y.copy(), h=1e-6
+    )
     np.testing.assert_allclose(layer.backward(), numeric, rtol=1e-6)
 
 
 @pytest.mark.parametrize(
     ("layer", "x", "error", "match"),
     [
-        (lambda: Affine(4, 2), np.ones((3, 5), np.float32), ValueError, r"Affine expects 4 features per sample, got shape \(3, 5\)"),
-        (lambda: Affine(4, 2), np.ones((3, 4), np.float64), TypeError, r"float32 parameters but got float64 input"),
+        (
+            lambda: Affine(4, 2),
+            np.ones((3, 5), np.float32),
+            ValueError,
+            r"Affine expects 4 features per sample, got shape \(3, 5\)",
+        ),
+        (
+            lambda: Affine(4, 2),
+            np.ones((3, 4), np.float64),
+            TypeError,
+            r"float32 parameters but got float64 input",
+        ),
         (lambda: Affine(4, 2), np.ones(4, np.float32), ValueError, r"Affine input must be"),
-        (lambda: Conv2d(3, 2, 3), np.ones((1, 2, 5, 5), np.float32), ValueError, r"Conv2d expects 3 input channels, got shape \(1, 2, 5, 5\)"),
-        (lambda: Conv2d(3, 2, 3), np.ones((2, 5, 5), np.float32), ValueError, r"Conv2d input must be \(N, 3, H, W\), got shape \(2, 5, 5\)"),
-        (lambda: MaxPool2d(2), np.ones((2, 5, 5)), ValueError, r"MaxPool2d input must be \(N, C, H, W\)"),
-        (lambda: BatchNorm(3), np.ones((2, 4), np.float32), ValueError, r"BatchNorm expects 3 features, got shape \(2, 4\)"),
+        (
+            lambda: Conv2d(3, 2, 3),
+            np.ones((1, 2, 5, 5), np.float32),
+            ValueError,
+            r"Conv2d expects 3 input channels, got shape \(1, 2, 5, 5\)",
+        ),
+        (
+            lambda: Conv2d(3, 2, 3),
+            np.ones((2, 5, 5), np.float32),
+            ValueError,
+            r"Conv2d input must be \(N, 3, H, W\), got shape \(2, 5, 5\)",
+        ),
+        (
+            lambda: MaxPool2d(2),
+            np.ones((2, 5, 5)),
+            ValueError,
+            r"MaxPool2d input must be \(N, C, H, W\)",
+        ),
+        (
+            lambda: BatchNorm(3),
+            np.ones((2, 4), np.float32),
+            ValueError,
+            r"BatchNorm expects 3 features, got shape \(2, 4\)",
+        ),
         (lambda: ReLU(), [1.0, -1.0], TypeError, r"ReLU input must be a numpy.ndarray, got list"),
-        (lambda: ReLU(), np.array([1, 2]), TypeError, r"ReLU input must be floating point, got dtype int64"),
+        (
+            lambda: ReLU(),
+            np.array([1, 2]),
+            TypeError,
+            r"ReLU input must be floating point, got dtype int64",
+        ),
     ],
-    ids=["affine-features", "affine-dtype", "affine-1d", "conv-channels", "conv-3d", "pool-3d", "bn-features", "relu-list", "relu-int"],
+    ids=[
+        "affine-features",
+        "affine-dtype",
+        "affine-1d",
+        "conv-channels",
+        "conv-3d",
+        "pool-3d",
+        "bn-features",
+        "relu-list",
+        "relu-int",
+    ],
 )
 def test_wrong_input_gets_a_clear_error(layer, x, error, match):
     with pytest.raises(error, match=match):
@@ -192,15 +272,24 @@ def test_wrong_input_gets_a_clear_error(layer, x, error, match):
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: Conv2d(1, 1, 2, padding="same"), r"padding='same' needs an odd kernel and stride 1"),
+        (
+            lambda: Conv2d(1, 1, 2, padding="same"),
+            r"padding='same' needs an odd kernel and stride 1",
+        ),
         (lambda: Conv2d(1, 1, 3, stride=2, padding="same"), r"padding='same' needs an odd kernel"),
-        (lambda: Conv2d(1, 1, 3, padding="full"), r"padding must be an int, a pair, 'valid' or 'same'"),
+        (
+            lambda: Conv2d(1, 1, 3, padding="full"),
+            r"padding must be an int, a pair, 'valid' or 'same'",
+        ),
         (lambda: Conv2d(0, 1, 3), r"in_channels must be >= 1, got 0"),
         (lambda: Affine(0, 2), r"in_features must be a positive int, got 0"),
         (lambda: Dropout(1.0), r"p must be a probability in \[0, 1\), got 1.0"),
         (lambda: BatchNorm(3, momentum=1.5), r"momentum must lie in \[0, 1\)"),
         (lambda: MaxPool2d(2, padding=2), r"pad \(2, 2\) must be at most half of kernel_size"),
-        (lambda: Affine(2, 2, weight_init="uniform"), r"weight_init must be 'he', 'xavier' or a positive std"),
+        (
+            lambda: Affine(2, 2, weight_init="uniform"),
+            r"weight_init must be 'he', 'xavier' or a positive std",
+        ),
     ],
 )
 def test_bad_layer_arguments(make, match):

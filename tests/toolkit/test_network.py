@@ -2,11 +2,10 @@
 
 import json
 
-import numpy as np
-import pytest
-
 import dlx
 import dlx.ops as ops
+import numpy as np
+import pytest
 from dlx.gradcheck import gradient_check
 
 
@@ -33,16 +32,32 @@ def blobs(n, seed=0):
 GRAD_CASES = {
     "mlp-relu": (lambda: dlx.models.mlp(6, [5, 4], 3, dtype=np.float64), (5, 6)),
     "mlp-tanh-bn-dropout-decay": (
-        lambda: dlx.models.mlp(6, [5], 3, activation="tanh", batchnorm=True, dropout=0.3, weight_decay=0.1, dtype=np.float64),
+        lambda: dlx.models.mlp(
+            6,
+            [5],
+            3,
+            activation="tanh",
+            batchnorm=True,
+            dropout=0.3,
+            weight_decay=0.1,
+            dtype=np.float64,
+        ),
         (5, 6),
     ),
     "simple_conv_net": (
-        lambda: dlx.models.simple_conv_net((2, 10, 10), filters=3, hidden_size=6, output_size=3, dtype=np.float64),
+        lambda: dlx.models.simple_conv_net(
+            (2, 10, 10), filters=3, hidden_size=6, output_size=3, dtype=np.float64
+        ),
         (3, 2, 10, 10),
     ),
-    "deep_conv_net": (lambda: dlx.models.deep_conv_net((1, 12, 12), output_size=3, dtype=np.float64), (3, 1, 12, 12)),
+    "deep_conv_net": (
+        lambda: dlx.models.deep_conv_net((1, 12, 12), output_size=3, dtype=np.float64),
+        (3, 1, 12, 12),
+    ),
     "deep_conv_net-bn": (
-        lambda: dlx.models.deep_conv_net((1, 12, 12), output_size=3, batchnorm=True, dtype=np.float64),
+        lambda: dlx.models.deep_conv_net(
+            (1, 12, 12), output_size=3, batchnorm=True, dtype=np.float64
+        ),
         (3, 1, 12, 12),
     ),
 }
@@ -75,7 +90,9 @@ def test_mlp_learns_blobs():
     dlx.seed(0)
     x, t = blobs(600)
     net = dlx.models.mlp(2, [16], 3)
-    dlx.Trainer(net, dlx.optim.Adam(0.05), epochs=10, batch_size=32, progress=False).fit(x[:500], t[:500])
+    dlx.Trainer(net, dlx.optim.Adam(0.05), epochs=10, batch_size=32, progress=False).fit(
+        x[:500], t[:500]
+    )
     assert net.accuracy(x[500:], t[500:]) > 0.9
 
 
@@ -119,9 +136,19 @@ def test_training_is_reproducible_with_dlx_seed():
 def test_history_records_each_epoch_and_set():
     x, t = blobs(120)
     net = dlx.models.mlp(2, [8], 3)
-    h = dlx.Trainer(net, epochs=3, batch_size=50, progress=False).fit(x[:80], t[:80], x[80:100], t[80:100], x[100:], t[100:])
+    h = dlx.Trainer(net, epochs=3, batch_size=50, progress=False).fit(
+        x[:80], t[:80], x[80:100], t[80:100], x[100:], t[100:]
+    )
     assert h["epoch"] == [1, 2, 3]
-    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds"):
+    for key in (
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "test_loss",
+        "test_acc",
+        "seconds",
+    ):
         assert len(h[key]) == 3
     json.dumps(h)  # plain numbers, ready to save
 
@@ -129,7 +156,9 @@ def test_history_records_each_epoch_and_set():
 def test_early_stopping_restores_the_best_weights():
     x, t = blobs(300)
     net = dlx.models.mlp(2, [8], 3)
-    trainer = dlx.Trainer(net, dlx.optim.SGD(5.0), epochs=30, batch_size=30, progress=False, early_stopping=2)
+    trainer = dlx.Trainer(
+        net, dlx.optim.SGD(5.0), epochs=30, batch_size=30, progress=False, early_stopping=2
+    )
     h = trainer.fit(x[:200], t[:200], x[200:], t[200:])
     assert len(h["epoch"]) < 30
     assert net.accuracy(x[200:], t[200:]) == pytest.approx(max(h["val_acc"]))
@@ -180,7 +209,9 @@ def test_accuracy_with_one_hot_targets():
 
 
 def test_sequential_refuses_non_layers():
-    with pytest.raises(TypeError, match="layer 1 must be a dlx.Layer, got builtin_function_or_method"):
+    with pytest.raises(
+        TypeError, match="layer 1 must be a dlx.Layer, got builtin_function_or_method"
+    ):
         dlx.Sequential([dlx.layers.ReLU(), print])
 
 

@@ -2,10 +2,9 @@
 
 import math
 
+import dlx
 import numpy as np
 import pytest
-
-import dlx
 from dlx import optim
 
 
@@ -63,7 +62,14 @@ def test_updates_in_place_and_keep_float32(name):
     assert p["w"] is before and p["w"].dtype == np.float32 and np.all(p["w"] < 1)
 
 
-BOOK_RATES = {"sgd": 0.95, "momentum": 0.1, "nesterov": 0.1, "adagrad": 1.5, "rmsprop": 0.1, "adam": 0.3}
+BOOK_RATES = {
+    "sgd": 0.95,
+    "momentum": 0.1,
+    "nesterov": 0.1,
+    "adagrad": 1.5,
+    "rmsprop": 0.1,
+    "adam": 0.3,
+}
 
 
 @pytest.mark.parametrize("name", sorted(BOOK_RATES))
@@ -107,7 +113,11 @@ def test_weight_decay_applies_to_weights_only(regularization):
         else:  # biases, gamma and beta are not decayed
             np.testing.assert_allclose(g1[key], g0[key], rtol=1e-12)
     weights = [w for k, w in decayed.params.items() if k.endswith(".W")]
-    expected = 0.5 * 0.3 * sum(np.sum(w**2) for w in weights) if regularization == "l2" else 0.3 * sum(np.sum(np.abs(w)) for w in weights)
+    expected = (
+        0.5 * 0.3 * sum(np.sum(w**2) for w in weights)
+        if regularization == "l2"
+        else 0.3 * sum(np.sum(np.abs(w)) for w in weights)
+    )
     assert decayed.penalty() == pytest.approx(expected)
     errors = dlx.gradcheck.gradient_check(decayed, x, t)
     assert max(errors.values()) < 1e-6

@@ -5,7 +5,6 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
-
 from dlx import datasets
 from dlx.tune import Choice, LogUniform, TrainingObjective, Uniform, random_search
 
@@ -31,7 +30,9 @@ def test_samplers_stay_in_range():
 
 def test_search_ranks_trials_and_saves(data, tmp_path):
     objective = TrainingObjective(*data, hidden_sizes=(32,), epochs=2)
-    result = random_search(objective, {"lr": LogUniform(1e-4, 0.3), "weight_decay": 1e-6}, 6, progress=False)
+    result = random_search(
+        objective, {"lr": LogUniform(1e-4, 0.3), "weight_decay": 1e-6}, 6, progress=False
+    )
     scores = [trial["score"] for trial in result.trials]
     assert scores == sorted(scores, reverse=True) and len(scores) == 6
     assert result.best["score"] > 0.5 and all(t["weight_decay"] == 1e-6 for t in result.trials)
@@ -65,7 +66,14 @@ def test_search_on_a_local_dask_cluster(data):
     objective = TrainingObjective(*data, hidden_sizes=(16,), epochs=1)
     space = {"lr": LogUniform(1e-3, 0.3)}
     serial = random_search(objective, space, 4, seed=2, progress=False)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        result = random_search(objective, space, 4, seed=2, executor=client.get_executor(), progress=False)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        result = random_search(
+            objective, space, 4, seed=2, executor=client.get_executor(), progress=False
+        )
     assert [t["score"] for t in result.trials] == [t["score"] for t in serial.trials]
     assert [t["lr"] for t in result.trials] == [t["lr"] for t in serial.trials]

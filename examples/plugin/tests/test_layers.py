@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from dlx.testing import check_layer
 from dlx_example_plugin import GELU, LeakyReLU
 

@@ -59,7 +59,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             f"{path}: the header declares shape {shape} ({expected:,} bytes of data) but the "
             f"file holds {len(data) - header:,}"
         )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(data, dtype=dtype, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -37,7 +37,12 @@ __all__ = [
     "load_mnist",
 ]
 
-PARTS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+PARTS = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,18 @@ SOURCES = {
 }
 
 CLASS_NAMES = {
-    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    "fashion-mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
     "mnist": tuple(str(d) for d in range(10)),
 }
 
@@ -166,9 +182,13 @@ def _arrays(files: dict[str, Path]):
         images, labels = arrays[f"{split}-images-idx3-ubyte"], arrays[f"{split}-labels-idx1-ubyte"]
         where = files[f"{split}-images-idx3-ubyte"].parent
         if images.ndim != 3 or images.dtype != np.uint8:
-            raise IDXError(f"{where}: {split} images must be uint8 (N, H, W), got {images.dtype} {images.shape}")
+            raise IDXError(
+                f"{where}: {split} images must be uint8 (N, H, W), got {images.dtype} {images.shape}"
+            )
         if labels.ndim != 1 or len(labels) != len(images):
-            raise IDXError(f"{where}: {len(images)} {split} images but labels of shape {labels.shape}")
+            raise IDXError(
+                f"{where}: {len(images)} {split} images but labels of shape {labels.shape}"
+            )
         if labels.size and labels.max() > 9:
             raise IDXError(f"{where}: {split} labels must lie in 0..9, found {labels.max()}")
         out.append((images, labels))
@@ -188,7 +208,9 @@ def _prepare(images: np.ndarray, labels: np.ndarray, flatten: bool, one_hot: boo
 
 def _load(files, flatten, one_hot, normalize):
     (xi, xl), (ti, tl) = _arrays(files)
-    return _prepare(xi, xl, flatten, one_hot, normalize), _prepare(ti, tl, flatten, one_hot, normalize)
+    return _prepare(xi, xl, flatten, one_hot, normalize), _prepare(
+        ti, tl, flatten, one_hot, normalize
+    )
 
 
 def load_mnist(

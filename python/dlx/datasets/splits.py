@@ -29,13 +29,15 @@ def train_val_split(x, t, val_fraction: float = 0.2, rng: np.random.Generator | 
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
     x, t = shuffle(x, t, rng)
-    n_val = max(1, int(round(len(x) * val_fraction)))
+    n_val = max(1, round(len(x) * val_fraction))
     if n_val >= len(x):
         raise ValueError(f"cannot hold out {n_val} of {len(x)} samples")
     return (x[n_val:], t[n_val:]), (x[:n_val], t[:n_val])
 
 
-def kfold_indices(n: int, k: int, rng: np.random.Generator | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def kfold_indices(
+    n: int, k: int, rng: np.random.Generator | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """k (train indices, validation indices) pairs; every sample validates exactly once."""
     if not isinstance(k, int) or k < 2 or k > n:
         raise ValueError(f"k must be an int in [2, n={n}], got {k!r}")
@@ -51,7 +53,9 @@ def iterate_minibatches(
     _check_pair(x, t)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    order = (get_rng() if rng is None else rng).permutation(len(x)) if shuffle else np.arange(len(x))
+    order = (
+        (get_rng() if rng is None else rng).permutation(len(x)) if shuffle else np.arange(len(x))
+    )
     for start in range(0, len(x), batch_size):
         idx = order[start : start + batch_size]
         yield x[idx], t[idx]

@@ -79,9 +79,11 @@ class Layer:
         """The constructor arguments as JSON values: dtypes by name, generators left out."""
         args: dict[str, Any] = {}
         for name, value in getattr(self, "_init_args", {}).items():
-            if isinstance(value, np.random.Generator) or value is None and name == "rng":
+            if isinstance(value, np.random.Generator) or (value is None and name == "rng"):
                 continue
-            if isinstance(value, type) and issubclass(value, np.generic) or isinstance(value, np.dtype):
+            if (isinstance(value, type) and issubclass(value, np.generic)) or isinstance(
+                value, np.dtype
+            ):
                 value = np.dtype(value).name
             elif isinstance(value, tuple):
                 value = list(value)
@@ -104,7 +106,9 @@ class Layer:
 def check_input(layer: Layer, x: object, ndim: int | tuple[int, ...], layout: str) -> np.ndarray:
     """x as a float array of the right rank (and of the layer's dtype if it has params)."""
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{type(layer).__name__} input must be a numpy.ndarray, got {type(x).__name__}")
+        raise TypeError(
+            f"{type(layer).__name__} input must be a numpy.ndarray, got {type(x).__name__}"
+        )
     if x.dtype.kind != "f":
         raise TypeError(f"{type(layer).__name__} input must be floating point, got dtype {x.dtype}")
     ranks = (ndim,) if isinstance(ndim, int) else ndim

@@ -58,8 +58,11 @@ class Conv2d(Layer):
         kh, kw = self.kernel_size
         make = initializers.initializer(weight_init)
         self.params["W"] = make(
-            (out_channels, in_channels, kh, kw), in_channels * kh * kw, out_channels * kh * kw,
-            rng=get_rng() if rng is None else rng, dtype=np.dtype(dtype),
+            (out_channels, in_channels, kh, kw),
+            in_channels * kh * kw,
+            out_channels * kh * kw,
+            rng=get_rng() if rng is None else rng,
+            dtype=np.dtype(dtype),
         )
         if bias:
             self.params["b"] = np.zeros(out_channels, dtype=np.dtype(dtype))

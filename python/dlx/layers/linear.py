@@ -34,8 +34,11 @@ class Affine(Layer):
         dtype = np.dtype(dtype)
         make = initializers.initializer(weight_init)
         self.params["W"] = make(
-            (in_features, out_features), in_features, out_features,
-            rng=get_rng() if rng is None else rng, dtype=dtype,
+            (in_features, out_features),
+            in_features,
+            out_features,
+            rng=get_rng() if rng is None else rng,
+            dtype=dtype,
         )
         self.params["b"] = np.zeros(out_features, dtype=dtype)
         self.x: np.ndarray | None = None

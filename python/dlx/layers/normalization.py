@@ -43,7 +43,9 @@ class BatchNorm(Layer):
         return (1.0 / np.sqrt(var + var.dtype.type(self.eps))).astype(var.dtype)
 
     def forward(self, x, train=True):
-        x = check_input(self, x, (2, 4), f"(N, {self.num_features}) or (N, {self.num_features}, H, W)")
+        x = check_input(
+            self, x, (2, 4), f"(N, {self.num_features}) or (N, {self.num_features}, H, W)"
+        )
         if x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm expects {self.num_features} features, got shape {x.shape}")
         gamma, beta = self.params["gamma"], self.params["beta"]

@@ -31,10 +31,10 @@ from . import _checks, reference
 __all__ = [
     "avg_pool2d",
     "avg_pool2d_backward",
+    "backend",
     "batch_norm_apply",
     "batch_norm_backward",
     "batch_norm_stats",
-    "backend",
     "col2im",
     "conv2d",
     "conv2d_backward",
@@ -88,7 +88,7 @@ def backend() -> str:
     return _active
 
 
-class use_backend:  # noqa: N801 - used like a function
+class use_backend:
     """Switch the active backend; as a context manager, switch back on exit.
 
     >>> with use_backend("numpy"):
@@ -306,22 +306,30 @@ def batch_norm_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and biased variance of x (N, C) or (N, C, H, W): each (C,)."""
     x = _bn_input(x)
     if x.shape[0] == 0 or x.size == 0:
-        raise ValueError(f"batch statistics need at least one value per channel, got shape {x.shape}")
+        raise ValueError(
+            f"batch statistics need at least one value per channel, got shape {x.shape}"
+        )
     return _run("batch_norm_stats", x)
 
 
 def batch_norm_apply(x, mean, inv_std, gamma, beta) -> np.ndarray:
     """gamma * (x - mean) * inv_std + beta per channel; every vector is (C,)."""
     x = _bn_input(x)
-    return _run("batch_norm_apply", x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma, beta=beta))
+    return _run(
+        "batch_norm_apply", x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma, beta=beta)
+    )
 
 
 def batch_norm_backward(dy, x, mean, inv_std, gamma):
     """Gradients of :func:`batch_norm_apply` with batch statistics: (dx, dgamma, dbeta)."""
     x = _bn_input(x)
     if x.shape[0] == 0 or x.size == 0:
-        raise ValueError(f"batch statistics need at least one value per channel, got shape {x.shape}")
+        raise ValueError(
+            f"batch statistics need at least one value per channel, got shape {x.shape}"
+        )
     dy = _bn_input(dy, "dy")
     _checks.same_dtype("dy", dy, "x", x)
     _checks.expect_shape(dy, "dy", x.shape)
-    return _run("batch_norm_backward", dy, x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma))
+    return _run(
+        "batch_norm_backward", dy, x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma)
+    )

@@ -69,11 +69,7 @@ def same_dtype(name: str, a: np.ndarray, ref_name: str, ref: np.ndarray) -> None
 
 def shape_of(value: object, name: str) -> tuple[int, int, int, int]:
     """An (N, C, H, W) shape of non-negative ints."""
-    if (
-        not isinstance(value, Sequence)
-        or len(value) != 4
-        or not all(_is_int(v) for v in value)
-    ):
+    if not isinstance(value, Sequence) or len(value) != 4 or not all(_is_int(v) for v in value):
         raise TypeError(f"{name} must be a shape (N, C, H, W) of 4 ints, got {value!r}")
     shape = tuple(int(v) for v in value)
     if min(shape) < 0:
@@ -96,8 +92,7 @@ def output_hw(
     padded = (hw[0] + 2 * pad[0], hw[1] + 2 * pad[1])
     if kernel[0] > padded[0] or kernel[1] > padded[1]:
         raise ValueError(
-            f"kernel_size {kernel} is larger than the padded input {padded} "
-            f"(input {hw}, pad {pad})"
+            f"kernel_size {kernel} is larger than the padded input {padded} (input {hw}, pad {pad})"
         )
     return tuple((p - k) // s + 1 for p, k, s in zip(padded, kernel, stride))  # type: ignore[return-value]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 # Loads libscipy_openblas into the process, where the extension's BLAS dependency finds it.
 import scipy_openblas32  # noqa: F401
-
-import os
 
 from dlx import _core
 

@@ -19,10 +19,10 @@ import numpy as np
 
 __all__ = [
     "avg_pool2d",
+    "avg_pool2d_backward",
     "batch_norm_apply",
     "batch_norm_backward",
     "batch_norm_stats",
-    "avg_pool2d_backward",
     "col2im",
     "conv2d",
     "conv2d_backward",
@@ -118,7 +118,7 @@ def conv2d(x, w, b=None, stride=1, pad=0):
 
 def conv2d_backward(dy, x, w, stride=1, pad=0):
     """Gradients of conv2d: dy (N, FN, OH, OW) -> (dx, dw, db)."""
-    n, c, h, wd = x.shape
+    n, c = x.shape[:2]
     fn, _, kh, kw = w.shape
     _, _, oh, ow = dy.shape
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 import dlx
+import numpy as np
 from dlx.layers.base import check_input
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)

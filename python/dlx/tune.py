@@ -221,19 +221,22 @@ def random_search(
         {k: (v.sample(rng) if hasattr(v, "sample") else v) for k, v in space.items()}
         for _ in range(n_trials)
     ]
-    trials = []
+    # Results go back to their draw's place, so that ties rank the same however the
+    # executor ordered the work.
+    trials: list[dict[str, Any]] = [{} for _ in drawn]
     bar = tqdm(total=n_trials, desc="search", unit="trial", disable=not progress, leave=False)
     if executor is None:
-        for params in drawn:
+        for i, params in enumerate(drawn):
             score, seconds = _timed(objective, params)
-            trials.append({**params, "score": score, "seconds": seconds})
+            trials[i] = {**params, "score": score, "seconds": seconds}
             bar.update()
     else:
-        futures = {executor.submit(_timed, objective, params): params for params in drawn}
+        futures = {executor.submit(_timed, objective, params): i for i, params in enumerate(drawn)}
         for future in as_completed(futures):
             score, seconds = future.result()
-            trials.append({**futures[future], "score": score, "seconds": seconds})
+            i = futures[future]
+            trials[i] = {**drawn[i], "score": score, "seconds": seconds}
             bar.update()
     bar.close()
-    trials.sort(key=lambda trial: trial["score"], reverse=True)
+    trials.sort(key=lambda trial: trial["score"], reverse=True)  # stable: ties keep draw order
     return SearchResult(trials)

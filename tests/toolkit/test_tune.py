@@ -1,7 +1,8 @@
 """Hyperparameter search: sampling, hold-out and k-fold scoring, executors, dask."""
 
+import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -77,3 +78,17 @@ def test_search_on_a_local_dask_cluster(data):
         )
     assert [t["score"] for t in result.trials] == [t["score"] for t in serial.trials]
     assert [t["lr"] for t in result.trials] == [t["lr"] for t in serial.trials]
+
+
+def test_ties_rank_in_draw_order_whatever_finishes_first():
+    """Equal scores keep the order of their draws, even when later trials finish first."""
+
+    def objective(params):
+        time.sleep(0.05 * (1 - params["x"]))  # the larger x, the sooner it finishes
+        return 1.0
+
+    space = {"x": Uniform(0, 1)}
+    serial = random_search(objective, space, 6, progress=False)
+    with ThreadPoolExecutor(6) as pool:
+        concurrent = random_search(objective, space, 6, executor=pool, progress=False)
+    assert [t["x"] for t in concurrent.trials] == [t["x"] for t in serial.trials]

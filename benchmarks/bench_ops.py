@@ -61,6 +61,20 @@ def timed(fns: dict, repeats: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def with_reference(dlx_step, with_numpy: bool) -> dict:
+    """{"dlx": dlx_step}, plus the same step on the NumPy reference backend if asked."""
+    fns = {"dlx": dlx_step}
+    if with_numpy:
+        import dlx.ops as ops
+
+        def numpy_step():
+            with ops.use_backend("numpy"):
+                dlx_step()
+
+        fns["numpy"] = numpy_step
+    return fns
+
+
 def conv_callables(shape, with_numpy: bool, torch):
     import dlx.ops as ops
 
@@ -76,14 +90,7 @@ def conv_callables(shape, with_numpy: bool, torch):
         ops.conv2d(x, w, b, s, p)
         ops.conv2d_backward(dy, x, w, s, p)
 
-    fns = {"dlx": dlx_step}
-    if with_numpy:
-
-        def numpy_step():
-            with ops.use_backend("numpy"):
-                dlx_step()
-
-        fns["numpy"] = numpy_step
+    fns = with_reference(dlx_step, with_numpy)
     if torch is not None:
         tx = torch.from_numpy(x).requires_grad_(True)
         tw = torch.from_numpy(w.copy()).requires_grad_(True)
@@ -111,14 +118,7 @@ def pool_callables(spec, with_numpy: bool, torch):
         _, am = ops.max_pool2d(x, k, s)
         ops.max_pool2d_backward(dy, am, shape, k, s)
 
-    fns = {"dlx": dlx_step}
-    if with_numpy:
-
-        def numpy_step():
-            with ops.use_backend("numpy"):
-                dlx_step()
-
-        fns["numpy"] = numpy_step
+    fns = with_reference(dlx_step, with_numpy)
     if torch is not None:
         tx = torch.from_numpy(x).requires_grad_(True)
         tdy = torch.from_numpy(dy)

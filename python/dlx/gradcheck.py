@@ -39,16 +39,8 @@ def numerical_gradient(
     """
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         raise TypeError(f"x must be a floating-point numpy.ndarray, got {type(x).__name__}")
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        saved = x[index]
-        x[index] = saved + h
-        plus = f(x)
-        x[index] = saved - h
-        minus = f(x)
-        x[index] = saved
-        grad[index] = (plus - minus) / (2 * h)
-    return grad
+    values = _numeric_at(lambda: f(x), x, list(np.ndindex(x.shape)), h)
+    return values.reshape(x.shape).astype(x.dtype)
 
 
 def gradient_descent(

@@ -2,6 +2,7 @@
 
 import itertools
 
+import dlx
 import dlx.ops as ops
 import naive
 import numpy as np
@@ -112,6 +113,34 @@ def test_batch_and_channels(rng, dtype, n, c, fn):
     for y, argmax in on_both("max_pool2d", x, 2, pad=1):
         np.testing.assert_array_equal(y, y_expected.astype(dtype))
         np.testing.assert_array_equal(argmax, argmax_expected)
+
+
+STRIDE1_GRID = list(itertools.product(KERNELS, [(1, 1)], PADS))
+
+
+@pytest.mark.parametrize(("c", "fn"), [(8, 5), (32, 32)])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("kernel", "stride", "pad"), STRIDE1_GRID, ids=_ids(STRIDE1_GRID))
+def test_conv2d_shifted_gemm(rng, dtype, kernel, stride, pad, threads, c, fn):
+    """Stride 1 with 8 or more input channels and an image per thread: the C++ kernel's
+    shifted-GEMM route, on one thread and on two; from 32 channels in and out its grad
+    weight runs channel-major."""
+    x = rng.standard_normal((3, c, 6, 7)).astype(dtype)
+    w = rng.standard_normal((fn, c, *kernel)).astype(dtype)
+    b = rng.standard_normal(fn).astype(dtype)
+    dy = rng.standard_normal(naive.conv2d(x, w, b, stride, pad).shape).astype(dtype)
+    before = dlx.threads.get_num_threads()
+    dlx.threads.set_num_threads(threads)
+    try:
+        y = ops.conv2d(x, w, b, stride, pad)
+        grads = ops.conv2d_backward(dy, x, w, stride, pad)
+    finally:
+        dlx.threads.set_num_threads(before)
+    assert_close(y, naive.conv2d(x, w, b, stride, pad), dtype)
+    for got, want in zip(grads, naive.conv2d_backward(dy, x, w, stride, pad), strict=True):
+        check_dtypes(got, dtype)
+        assert_close(got, want, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

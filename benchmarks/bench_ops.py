@@ -131,8 +131,11 @@ def pool_callables(spec, with_numpy: bool, torch):
     return fns, 0
 
 
+# The child resets the kernel's high-water mark of its resident set (writing 5 to
+# /proc/self/clear_refs, Linux 4.0+) once the inputs exist, so imports and input set-up,
+# which peak higher than a step, do not hide the step's own peak.
 _PEAK_CHILD = """
-import resource, sys, numpy as np
+import re, sys, numpy as np
 sys.path.insert(0, {here!r})
 import bench_ops
 impl, name = sys.argv[1], sys.argv[2]
@@ -142,16 +145,24 @@ if impl == "torch":
     torch.set_num_threads({threads})
 bench_ops.set_threads({threads})
 fns, _ = bench_ops.conv_callables(bench_ops.CONV_SHAPES[name], False, torch)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def kib(field):
+    with open("/proc/self/status") as f:
+        return int(re.search(field + r":\\s+(\\d+)", f.read()).group(1))
+
+before = kib("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
 for _ in range(3):
     fns[impl]()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+print(kib("VmHWM") - before)
 """
 
 
 def peak_extra_mib(impl: str, name: str, threads: int) -> float | None:
-    """Growth of the resident set (MiB) over three steps, inputs already allocated, in a
-    fresh process: outputs, gradients and every working buffer of the implementation."""
+    """Peak growth of the resident set (MiB) over three steps, inputs already allocated, in a
+    fresh process: outputs, gradients and every working buffer of the implementation.
+    None where the measurement is unavailable (not Linux, or the child failed)."""
     code = _PEAK_CHILD.format(here=os.path.dirname(os.path.abspath(__file__)), threads=threads)
     result = subprocess.run(
         [sys.executable, "-c", code, impl, name], capture_output=True, text=True

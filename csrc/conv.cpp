@@ -443,12 +443,14 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
   const bool parallel = f.n * fn * p * rows > kParallelGrain;
   const bool pointwise = is_pointwise(win);
 
-  // db[o] sums dy over images and positions; one thread owns each o, accumulating in double.
+  // db[o] sums dy over images and positions; one thread owns each o, accumulating in double
+  // in vector lanes (a single chain of double additions would be latency-bound).
 #pragma omp parallel for schedule(static) if (parallel && fn > 1)
   for (index_t o = 0; o < fn; ++o) {
     double sum = 0.0;
     for (index_t n = 0; n < f.n; ++n) {
       const T* src = dy + (n * fn + o) * p;
+#pragma omp simd reduction(+ : sum)
       for (index_t k = 0; k < p; ++k) sum += src[k];
     }
     db[o] = static_cast<T>(sum);

@@ -27,7 +27,7 @@ def run_dlx(model, x, t, xt, tt, epochs, seed):
 
     def on_epoch_end(epoch, record):
         records.append(
-            {"epoch": epoch, "seconds": record["seconds"], "test_acc": record["test_acc"]}
+            {"epoch": epoch, "seconds": record["train_seconds"], "test_acc": record["test_acc"]}
         )
         print(json.dumps(records[-1]), flush=True)
 

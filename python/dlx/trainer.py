@@ -24,7 +24,8 @@ class Trainer:
     :func:`dlx.seed`) and visits every sample once, in batches of ``batch_size``. After each
     epoch it records in :attr:`history` the mean training loss and the accuracy (and loss)
     on the training set (or its first ``train_eval_samples`` samples), the validation set
-    and the test set, when given.
+    and the test set, when given, and the time: ``train_seconds`` for the mini-batches alone,
+    ``seconds`` for the whole epoch with its evaluations.
 
     ``early_stopping`` (a patience in epochs) stops when ``monitor`` (``"val_acc"`` or
     ``"val_loss"``) has not improved for that many epochs, and puts back the best weights.
@@ -136,7 +137,11 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss:.4f}")
             bar.close()
 
-            record: dict[str, float] = {"epoch": epoch, "train_loss": float(np.mean(losses))}
+            record: dict[str, float] = {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)),
+                "train_seconds": time.perf_counter() - started,
+            }
             k = self.train_eval_samples
             xs, ts = (x_train, t_train) if k is None else (x_train[:k], t_train[:k])
             record["train_acc"] = self._evaluate(xs, ts)[1]

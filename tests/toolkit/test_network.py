@@ -147,9 +147,11 @@ def test_history_records_each_epoch_and_set():
         "val_acc",
         "test_loss",
         "test_acc",
+        "train_seconds",
         "seconds",
     ):
         assert len(h[key]) == 3
+    assert all(0 < a <= b for a, b in zip(h["train_seconds"], h["seconds"], strict=True))
     json.dumps(h)  # plain numbers, ready to save
 
 

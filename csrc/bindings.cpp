@@ -129,21 +129,23 @@ Array<T> conv2d_forward(const Array<T>& x, const Array<T>& w, std::optional<Arra
 }
 
 template <typename T>
-std::tuple<Array<T>, Array<T>, Array<T>> conv2d_backward(const Array<T>& dy, const Array<T>& x,
-                                                         const Array<T>& w, index_t sh,
-                                                         index_t sw, index_t ph, index_t pw) {
+std::tuple<std::optional<Array<T>>, Array<T>, Array<T>> conv2d_backward(
+    const Array<T>& dy, const Array<T>& x, const Array<T>& w, index_t sh, index_t sw, index_t ph,
+    index_t pw, bool input_grad) {
   check_ndim(w, 4, "w");
   const Window2d win = make_window(w.shape(2), w.shape(3), sh, sw, ph, pw);
   const Frame f = frame_of(x, win);
   const index_t fn = w.shape(0);
   if (w.shape(1) != f.c) dlx::fail("w has ", w.shape(1), " input channels but x has ", f.c);
   check_shape(dy, {f.n, fn, f.oh, f.ow}, "dy");
-  Array<T> dx({f.n, f.c, f.h, f.w});
+  std::optional<Array<T>> dx;
+  if (input_grad) dx = Array<T>({f.n, f.c, f.h, f.w});
   Array<T> dw({fn, f.c, win.kh, win.kw});
   Array<T> db({fn});
+  T* dx_data = dx ? dx->mutable_data() : nullptr;
   {
     py::gil_scoped_release release;
-    dlx::conv2d_backward(dy.data(), x.data(), w.data(), dx.mutable_data(), dw.mutable_data(),
+    dlx::conv2d_backward(dy.data(), x.data(), w.data(), dx_data, dw.mutable_data(),
                          db.mutable_data(), f, fn, win);
   }
   return {dx, dw, db};
@@ -325,9 +327,10 @@ PYBIND11_MODULE(_core, m) {
            py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("b").noconvert().none(true),
            py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"));
   def_both(m, "conv2d_backward", &conv2d_backward<float>, &conv2d_backward<double>,
-           "dy (N, FN, OH, OW), x, w -> (dx, dw, db).", py::arg("dy").noconvert(),
-           py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("sh"), py::arg("sw"),
-           py::arg("ph"), py::arg("pw"));
+           "dy (N, FN, OH, OW), x, w -> (dx, dw, db); dx is None without input_grad.",
+           py::arg("dy").noconvert(), py::arg("x").noconvert(), py::arg("w").noconvert(),
+           py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"),
+           py::arg("input_grad") = true);
   def_both(m, "max_pool2d_forward", &max_pool2d_forward<float>, &max_pool2d_forward<double>,
            "x (N, C, H, W) -> (y, argmax), argmax as int64 indices into each H*W plane.",
            py::arg("x").noconvert(), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),

@@ -1,18 +1,22 @@
-// GEMM convolution in the style of PyTorch's ConvolutionMM2d: OpenMP splits the work into
-// independent items, and each thread unfolds its item into a private column buffer and runs a
-// single-threaded GEMM on it. The BLAS never starts threads of its own (see blas.h), so the
-// cores are never oversubscribed, and every buffer is per thread, so the extra memory is
-// bounded by the thread count instead of growing with N.
+// GEMM convolution by two routes, both in the style of PyTorch's ConvolutionMM2d: OpenMP
+// splits the work into independent items, and each thread fills private buffers and runs a
+// single-threaded GEMM. The BLAS never starts threads of its own (see blas.h), so the cores
+// are never oversubscribed, and every buffer is per thread, so the extra memory is bounded
+// by the thread count instead of growing with N.
 //
-// With P = OH*OW positions and CKK = C*KH*KW column rows, an item is either a group of whole
-// images side by side (small images: col is (CKK, nb*P)) or a block of positions [p0, p1) of
-// one image (large images, or fewer images than threads):
+// im2col route (any geometry). With P = OH*OW positions and CKK = C*KH*KW column rows, an
+// item is either a group of whole images side by side (small images: col is (CKK, nb*P)) or
+// a block of positions [p0, p1) of one image (large images, or fewer images than threads):
 //   forward      Y_item (FN, cols)  = W (FN, CKK) * col (CKK, cols)
 //   grad weight  dW_thread         += dY_item * col^T
 //   grad input   dcol = W^T * dy[n], then col2im, by (image, channel group) items so that
 //                each item owns the dx planes it writes.
 // (Measured and dropped: computing dx at stride 1 as a forward convolution of dy with the
 // flipped kernel, and reusing the grad-weight columns for dx; both were slower here.)
+//
+// Shifted-GEMM route (stride 1, C >= 8): one image per item and no column matrix; see
+// "Stride-1 convolution as shifted GEMMs" below.
+//
 // Grad-weight partials are summed in thread order, so results repeat bit for bit at a fixed
 // thread count.
 #include "conv.h"
@@ -307,8 +311,8 @@ void shifted_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, i
   }
 }
 
-// dx and dw (db is done by the caller). Each image's padded input and wide dy serve both
-// gradients; dW partials are per thread and summed in thread order.
+// dx (unless null) and dw; db is done by the caller. Each image's padded input and wide dy
+// serve both gradients; dW partials are per thread and summed in thread order.
 template <typename T>
 void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Frame& f,
                       index_t fn, const Window2d& win, bool parallel) {
@@ -325,13 +329,13 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
     T* mine = partial.data() + static_cast<index_t>(omp_get_thread_num()) * weights;
     T* xp = scratch<T>(0, f.c * s.length);
     T* wide = scratch<T>(1, fn * s.wide);
-    T* dxp = scratch<T>(2, f.c * s.length);
+    T* dxp = scratch<T>(2, dx ? f.c * s.length : 0);
     T* wide_t = scratch<T>(3, channel_major ? s.wide * fn : 0);
 #pragma omp for schedule(static)
     for (index_t n = 0; n < f.n; ++n) {
       const T* grad = dy + n * fn * f.out_plane();
       pad_image(x + n * f.c * f.plane(), f, win, s, xp);
-      widen(grad, f, fn, s, wide);
+      if (dx || !channel_major) widen(grad, f, fn, s, wide);
       if (channel_major) {
         widen_transposed(grad, f, fn, s, wide_t);
         for (index_t k = 0; k < s.offsets; ++k) {
@@ -344,6 +348,7 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
                s.length, T(1), mine + k * fn * f.c, f.c);
         }
       }
+      if (!dx) continue;
       // Offset 0 writes the slice [0, wide) of each channel outright; the rest of the channel
       // starts at zero, and every later offset accumulates.
       for (index_t c = 0; c < f.c; ++c) {
@@ -458,7 +463,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
   // With no images, positions, filters or input channels, dx and dW are all zeros (or empty).
   if (f.n == 0 || p == 0 || fn == 0 || rows == 0) {
     std::fill(dw, dw + fn * rows, T(0));
-    std::fill(dx, dx + f.n * f.c * f.plane(), T(0));
+    if (dx) std::fill(dx, dx + f.n * f.c * f.plane(), T(0));
     return;
   }
 
@@ -506,6 +511,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     for (index_t k = 0; k < fn * rows; ++k) dw[k] += src[k];
   }
 
+  if (!dx) return;
   // dx: dcol = W^T * dY, folded back with col2im. Items are (image, group of channels),
   // so each item owns the dx planes it writes.
   index_t groups = f.n >= threads ? 1 : ceil_div(threads, std::max<index_t>(f.n, 1));

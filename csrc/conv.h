@@ -1,4 +1,5 @@
-// im2col / col2im in the book's layout, and convolution forward and backward as im2col + GEMM.
+// im2col / col2im in the book's layout, and convolution forward and backward as GEMMs
+// (im2col + GEMM, or shifted GEMMs over the padded image at stride 1: see conv.cpp).
 //
 // Notation: x (N, C, H, W), w (FN, C, KH, KW), b (FN), y (N, FN, OH, OW),
 // OH = (H + 2 * PH - KH) / SH + 1 and OW = (W + 2 * PW - KW) / SW + 1. All arrays are
@@ -22,7 +23,8 @@ template <typename T>
 void conv2d_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, index_t fn,
                     const Window2d& win);
 
-// dx, dw and db from dy; all three outputs are overwritten.
+// dx, dw and db from dy; all three outputs are overwritten. dx may be null: then the input
+// gradient is not computed at all.
 template <typename T>
 void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Frame& f,
                      index_t fn, const Window2d& win);

@@ -104,8 +104,11 @@ class Sequential:
     def backward(self, dout: float = 1.0) -> dict[str, np.ndarray]:
         """Backpropagate from the loss computed last; fills and returns the gradients."""
         d = self.loss_layer.backward(dout)
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[1:]):
             d = layer.backward(d)
+        if self.layers:
+            # The first layer's input is the data: its gradient is not needed.
+            self.layers[0].backward_params(d)
         if self.weight_decay:
             for layer, name in self._decayed():
                 w = layer.params[name]

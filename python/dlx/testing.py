@@ -55,7 +55,8 @@ def check_layer(
     a standard normal (``seed``), shifted away from zero so that kinks at 0 (as in ReLU)
     stay outside the finite differences.
 
-    Checked, in order: forward and backward shapes; ``grads`` matching ``params``; float32 and
+    Checked, in order: forward and backward shapes; ``grads`` matching ``params``;
+    ``backward_params`` giving the same parameter gradients as ``backward``; float32 and
     float64 kept end to end; a float64 gradient check of the input and every parameter (below
     ``tolerance``); the config round trip through the registry; a save/load round trip giving
     identical outputs; and that each of ``bad_input_shapes`` raises ``ValueError`` or
@@ -88,6 +89,15 @@ def check_layer(
         for name, g in layer.grads.items():
             assert g.shape == layer.params[name].shape and g.dtype == dtype, (
                 f"grad {name!r} is {g.shape} {g.dtype}, its parameter {layer.params[name].shape} {np.dtype(dtype)}"
+            )
+        grads = {name: g.copy() for name, g in layer.grads.items()}
+        layer.backward_params(np.ones_like(y))  # from the same forward pass
+        for name, g in grads.items():
+            np.testing.assert_allclose(
+                layer.grads[name],
+                g,
+                rtol=1e-5 if dtype == np.float32 else 1e-12,
+                err_msg=f"backward_params gave another gradient of {name!r} than backward",
             )
         y_eval = layer.forward(x, train=False)
         assert y_eval.shape == y.shape and y_eval.dtype == dtype, (

@@ -103,6 +103,11 @@ CASES = {
         TypeError,
         r"dy has dtype float64",
     ),
+    "input-grad-not-bool": (
+        lambda: ops.conv2d_backward(Y, X, W, input_grad=1),
+        TypeError,
+        r"input_grad must be True or False, got 1",
+    ),
     "pool-dy-shape": (
         lambda: ops.max_pool2d_backward(POOLED[:1], ARGMAX, X.shape, 2),
         ValueError,

@@ -143,6 +143,28 @@ def test_conv2d_shifted_gemm(rng, dtype, kernel, stride, pad, threads, c, fn):
         assert_close(got, want, dtype)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("c", "stride"), [(2, 1), (3, 2), (8, 1), (32, 1)])
+def test_conv2d_backward_without_input_grad(rng, c, stride, threads):
+    """input_grad=False returns dx as None and the same dw and db, on both backends and on
+    both C++ routes (im2col below 8 channels or at stride 2, shifted GEMMs from 8)."""
+    x = rng.standard_normal((3, c, 7, 6))
+    w = rng.standard_normal((32, c, 3, 3))
+    dy = rng.standard_normal(naive.conv2d(x, w, None, (stride, stride), (1, 1)).shape)
+    before = dlx.threads.get_num_threads()
+    dlx.threads.set_num_threads(threads)
+    try:
+        for backend in ("cpp", "numpy"):
+            with ops.use_backend(backend):
+                _, dw, db = ops.conv2d_backward(dy, x, w, stride, 1)
+                none, dw_only, db_only = ops.conv2d_backward(dy, x, w, stride, 1, input_grad=False)
+            assert none is None
+            np.testing.assert_array_equal(dw_only, dw)
+            np.testing.assert_array_equal(db_only, db)
+    finally:
+        dlx.threads.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv2d_across_column_blocks(rng, dtype):
     """Enough columns per image that the C++ kernel works in several blocks of images,

@@ -86,6 +86,37 @@ def test_numerical_gradient_agrees_with_backprop():
         np.testing.assert_allclose(grad, numeric[key], rtol=1e-5, atol=1e-8)
 
 
+def test_first_layer_skips_its_input_gradient(monkeypatch):
+    """The network's input is the data: its first layer runs backward_params, which for a
+    convolution asks the kernel for no dx; the gradients are those of the full backward."""
+    rng = np.random.default_rng(0)
+    net = dlx.models.simple_conv_net((1, 8, 8), filters=3, kernel_size=3, hidden_size=5)
+    x, t = rng.random((4, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, 4)
+    net.loss(x, t)
+    d = net.loss_layer.backward(1.0)
+    for layer in reversed(net.layers):  # every layer's full backward, dx included
+        d = layer.backward(d)
+    full = {name: g.copy() for name, g in net.grads.items()}
+
+    calls = []
+    conv2d_backward = ops.conv2d_backward
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("input_grad", True))
+        return conv2d_backward(*args, **kwargs)
+
+    monkeypatch.setattr(ops, "conv2d_backward", spy)
+    net.loss(x, t)
+    grads = net.backward()
+    assert calls == [False]
+    for name, g in full.items():
+        np.testing.assert_array_equal(grads[name], g)
+    # A layer with only backward gets backward_params from the base class.
+    relu_first = dlx.Sequential([dlx.layers.ReLU(), dlx.layers.Affine(3, 2)])
+    relu_first.loss(rng.standard_normal((5, 3)).astype(np.float32), rng.integers(0, 2, 5))
+    assert relu_first.backward()["1.W"].shape == (3, 2)
+
+
 def test_mlp_learns_blobs():
     dlx.seed(0)
     x, t = blobs(600)

@@ -19,6 +19,8 @@ class Layer:
     - ``backward(dout) -> dx`` takes dL/dy, returns dL/dx and fills ``self.grads`` with
       dL/dp for every array ``p`` in ``self.params`` (same keys, same shapes).
 
+    ``backward_params(dout)`` is optional: the same without dx, for the first layer.
+
     ``params`` and ``grads`` are empty for layers without parameters. ``buffers`` holds
     arrays saved with a model that training does not update by gradient (BatchNorm's
     running statistics). ``decay`` names the params that weight decay applies to.
@@ -65,6 +67,12 @@ class Layer:
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement backward(dout)")
+
+    def backward_params(self, dout: np.ndarray) -> None:
+        """Fill ``self.grads`` from dL/dy where dL/dx is not wanted: a network calls this on
+        its first layer, whose input is the data. This runs :meth:`backward` and drops dx;
+        a layer whose input gradient costs real work (Conv2d) overrides it to skip that."""
+        self.backward(dout)
 
     def __call__(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         return self.forward(x, train=train)

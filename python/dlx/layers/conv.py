@@ -78,8 +78,14 @@ class Conv2d(Layer):
         return ops.conv2d(x, self.params["W"], self.params.get("b"), self.stride, self.pad)
 
     def backward(self, dout):
+        return self._backward(dout, input_grad=True)
+
+    def backward_params(self, dout):
+        self._backward(dout, input_grad=False)
+
+    def _backward(self, dout, input_grad):
         dx, self.grads["W"], db = ops.conv2d_backward(
-            dout, self.x, self.params["W"], self.stride, self.pad
+            dout, self.x, self.params["W"], self.stride, self.pad, input_grad=input_grad
         )
         if "b" in self.params:
             self.grads["b"] = db

@@ -196,13 +196,21 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, 
     return _run("conv2d", x, w, b, stride, pad)
 
 
-def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride=1, pad=0):
-    """Gradients of :func:`conv2d` for dy (N, FN, OH, OW): returns (dx, dw, db)."""
+def conv2d_backward(
+    dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride=1, pad=0, *, input_grad: bool = True
+):
+    """Gradients of :func:`conv2d` for dy (N, FN, OH, OW): returns (dx, dw, db).
+
+    With ``input_grad=False`` dx is not computed and comes back as None: the first layer of
+    a network needs only its weight gradients, and dx costs as much as the forward pass.
+    """
     x, w, stride, pad, y_shape = _conv_args(x, w, stride, pad)
     dy = _checks.float_array(dy, "dy", 4, "(N, FN, OH, OW)")
     _checks.same_dtype("dy", dy, "x", x)
     _checks.expect_shape(dy, "dy", y_shape)
-    return _run("conv2d_backward", dy, x, w, stride, pad)
+    if not isinstance(input_grad, bool):
+        raise TypeError(f"input_grad must be True or False, got {input_grad!r}")
+    return _run("conv2d_backward", dy, x, w, stride, pad, input_grad)
 
 
 def _pool_args(x_shape, kernel_size, stride, pad):

@@ -27,8 +27,8 @@ def conv2d(x, w, b, stride, pad):
     return _core.conv2d_forward(x, w, b, *stride, *pad)
 
 
-def conv2d_backward(dy, x, w, stride, pad):
-    return _core.conv2d_backward(dy, x, w, *stride, *pad)
+def conv2d_backward(dy, x, w, stride, pad, input_grad=True):
+    return _core.conv2d_backward(dy, x, w, *stride, *pad, input_grad)
 
 
 def max_pool2d(x, kernel_size, stride, pad):

@@ -116,8 +116,9 @@ def conv2d(x, w, b=None, stride=1, pad=0):
     return np.ascontiguousarray(y.reshape(n, oh, ow, fn).transpose(0, 3, 1, 2))
 
 
-def conv2d_backward(dy, x, w, stride=1, pad=0):
-    """Gradients of conv2d: dy (N, FN, OH, OW) -> (dx, dw, db)."""
+def conv2d_backward(dy, x, w, stride=1, pad=0, input_grad=True):
+    """Gradients of conv2d: dy (N, FN, OH, OW) -> (dx, dw, db); dx is None without
+    ``input_grad``."""
     n, c = x.shape[:2]
     fn, _, kh, kw = w.shape
     _, _, oh, ow = dy.shape
@@ -126,6 +127,8 @@ def conv2d_backward(dy, x, w, stride=1, pad=0):
     col = im2col(x, (kh, kw), stride, pad)
     db = dy_rows.sum(axis=0)
     dw = (dy_rows.T @ col).reshape(fn, c, kh, kw)
+    if not input_grad:
+        return None, dw, db
     dcol = dy_rows @ w.reshape(fn, c * kh * kw)
     dx = col2im(dcol, x.shape, (kh, kw), stride, pad)
     return dx, dw, db

@@ -6,7 +6,8 @@ and PyTorch when it is installed, timed in one process on the same arrays.
     python benchmarks/bench_ops.py --skip-numpy    # faster: leave out the NumPy reference
 
 Each row: median milliseconds over --repeats runs (the implementations take turns, so a
-slow moment of the machine hits all of them alike), GFLOP/s of dlx, the ratios, and the peak
+slow moment of the machine hits all of them alike), GFLOP/s of dlx and its share of NumPy's
+sgemm on 2048^3 at the same thread count, the ratios, and the peak
 extra memory of a dlx and a PyTorch forward + backward on resnet-block (the growth of the
 resident set in a child process, which sees C++ buffers as well as NumPy's).
 """
@@ -106,6 +107,19 @@ def conv_callables(shape, with_numpy: bool, torch):
     return fns, flops
 
 
+def sgemm_ceiling(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of NumPy's own sgemm on size^3 with ``threads`` BLAS threads: the ceiling a
+    GEMM-based convolution can approach."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    with threadpool_limits(threads, user_api="blas"):
+        seconds = timed({"sgemm": lambda: a @ b}, repeats)["sgemm"]
+    return 2 * size**3 / seconds / 1e9
+
+
 def pool_callables(spec, with_numpy: bool, torch):
     import dlx.ops as ops
 
@@ -197,7 +211,9 @@ def main() -> None:
         f"dlx {dlx.__version__}, numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}; "
         f"{platform.processor() or platform.machine()}, {args.threads} threads, float32, forward + backward"
     )
-    header = f"{'shape':16s} {'dlx ms':>8s} {'GFLOP/s':>8s} {'torch ms':>9s} {'numpy ms':>9s} {'dlx/torch':>9s} {'numpy/dlx':>9s}"
+    ceiling = sgemm_ceiling(args.threads)
+    print(f"NumPy sgemm 2048^3: {ceiling:.1f} GFLOP/s (the ceiling; 'of sgemm' is dlx's share)")
+    header = f"{'shape':16s} {'dlx ms':>8s} {'GFLOP/s':>8s} {'of sgemm':>8s} {'torch ms':>9s} {'numpy ms':>9s} {'dlx/torch':>9s} {'numpy/dlx':>9s}"
     print(header)
     print("-" * len(header))
     ratios = []
@@ -210,13 +226,16 @@ def main() -> None:
         t = timed(fns, args.repeats)
         ms = {k: v * 1e3 for k, v in t.items()}
         gflops = f"{flops / t['dlx'] / 1e9:8.1f}" if flops else f"{'':8s}"
+        share = f"{flops / t['dlx'] / 1e9 / ceiling:8.0%}" if flops else f"{'':8s}"
         torch_ms = f"{ms['torch']:9.2f}" if "torch" in ms else f"{'-':>9s}"
         numpy_ms = f"{ms['numpy']:9.1f}" if "numpy" in ms else f"{'-':>9s}"
         vs_torch = f"{ms['dlx'] / ms['torch']:9.2f}" if "torch" in ms else f"{'-':>9s}"
         vs_numpy = f"{ms['numpy'] / ms['dlx']:9.1f}" if "numpy" in ms else f"{'-':>9s}"
         if "torch" in ms and flops:
             ratios.append(ms["dlx"] / ms["torch"])
-        print(f"{name:16s} {ms['dlx']:8.2f} {gflops} {torch_ms} {numpy_ms} {vs_torch} {vs_numpy}")
+        print(
+            f"{name:16s} {ms['dlx']:8.2f} {gflops} {share} {torch_ms} {numpy_ms} {vs_torch} {vs_numpy}"
+        )
     if ratios:
         print(f"convolution geometric mean dlx/torch: {float(np.exp(np.mean(np.log(ratios)))):.2f}")
     if torch is not None and (not args.only or "resnet-block" in args.only):

@@ -29,14 +29,21 @@ def test_concurrent_threads_match_serial_calls():
             np.testing.assert_array_equal(u, v)
 
 
-def test_results_repeat_bit_for_bit():
+@pytest.mark.parametrize(
+    ("c", "fn", "stride"),
+    [(16, 32, 1), (32, 32, 1), (4, 32, 1), (16, 32, 2)],
+    ids=["shifted", "shifted-channel-major", "im2col-few-channels", "im2col-stride2"],
+)
+def test_results_repeat_bit_for_bit(c, fn, stride):
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((24, 16, 20, 20), dtype=np.float32)
-    w = rng.standard_normal((32, 16, 3, 3), dtype=np.float32)
-    dy = rng.standard_normal((24, 32, 20, 20), dtype=np.float32)
-    first = ops.conv2d_backward(dy, x, w, 1, 1)
+    x = rng.standard_normal((24, c, 20, 20), dtype=np.float32)
+    w = rng.standard_normal((fn, c, 3, 3), dtype=np.float32)
+    y = ops.conv2d(x, w, None, stride, 1)
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    first = ops.conv2d_backward(dy, x, w, stride, 1)
     for _ in range(3):
-        for a, b in zip(first, ops.conv2d_backward(dy, x, w, 1, 1)):
+        assert np.array_equal(y, ops.conv2d(x, w, None, stride, 1))
+        for a, b in zip(first, ops.conv2d_backward(dy, x, w, stride, 1), strict=True):
             assert np.array_equal(a, b)
 
 

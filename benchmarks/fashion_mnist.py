@@ -1,8 +1,13 @@
 """Accuracy and time per epoch on the full Fashion-MNIST (60,000 training, 10,000 test
-images): dlx, or the same model in PyTorch. Adam, learning rate 1e-3, batch 100.
+images): dlx, the same model in PyTorch, or both. Adam, learning rate 1e-3, batch 100.
 
     python benchmarks/fashion_mnist.py --model simpleconvnet --framework dlx
     python benchmarks/fashion_mnist.py --model deepconvnet-bn --framework torch
+    python benchmarks/fashion_mnist.py --model deepconvnet --framework both
+
+``both`` trains the two side by side in one process, an epoch of one and then an epoch of
+the other, so that a machine whose speed drifts slows both alike. Time per epoch is the
+training alone (the mini-batches), without the test-set evaluation that follows it.
 
 The data come from wherever dlx finds them (Debian's dataset-fashion-mnist package, for one).
 """
@@ -13,38 +18,31 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
 
-def run_dlx(model, x, t, xt, tt, epochs, seed):
+def dlx_epochs(model, x, t, xt, tt, epochs, seed) -> Iterator[dict]:
     import dlx
     from dlx.cli import build_model
 
     dlx.seed(seed)
     net = build_model(model, x.shape[1:])
-    records = []
-
-    def on_epoch_end(epoch, record):
-        records.append(
-            {"epoch": epoch, "seconds": record["train_seconds"], "test_acc": record["test_acc"]}
-        )
-        print(json.dumps(records[-1]), flush=True)
-
+    # One epoch per fit: the optimizer's state and dlx's shuffling generator carry over.
     trainer = dlx.Trainer(
-        net,
-        dlx.optim.Adam(1e-3),
-        epochs=epochs,
-        batch_size=100,
-        progress=False,
-        train_eval_samples=0,
-        on_epoch_end=on_epoch_end,
+        net, dlx.optim.Adam(1e-3), epochs=1, batch_size=100, progress=False, train_eval_samples=0
     )
-    trainer.fit(x, t, x_test=xt, t_test=tt)
-    return records
+    for epoch in range(1, epochs + 1):
+        history = trainer.fit(x, t, x_test=xt, t_test=tt)
+        yield {
+            "epoch": epoch,
+            "seconds": history["train_seconds"][0],
+            "test_acc": history["test_acc"][0],
+        }
 
 
-def run_torch(model, x, t, xt, tt, epochs, seed):
+def torch_epochs(model, x, t, xt, tt, epochs, seed) -> Iterator[dict]:
     import torch
     from bench_train import torch_models
 
@@ -61,7 +59,6 @@ def run_torch(model, x, t, xt, tt, epochs, seed):
     loss_fn = torch.nn.CrossEntropyLoss()
     tx, tt_, txt = torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(xt)
     rng = np.random.default_rng(seed)
-    records = []
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         net.train()
@@ -73,11 +70,10 @@ def run_torch(model, x, t, xt, tt, epochs, seed):
         net.eval()
         with torch.no_grad():
             pred = torch.cat([net(txt[i : i + 1000]).argmax(1) for i in range(0, len(xt), 1000)])
-        records.append(
-            {"epoch": epoch, "seconds": seconds, "test_acc": float((pred.numpy() == tt).mean())}
-        )
-        print(json.dumps(records[-1]), flush=True)
-    return records
+        yield {"epoch": epoch, "seconds": seconds, "test_acc": float((pred.numpy() == tt).mean())}
+
+
+RUNNERS = {"dlx": dlx_epochs, "torch": torch_epochs}
 
 
 def main() -> None:
@@ -89,7 +85,7 @@ def main() -> None:
         choices=["simpleconvnet", "deepconvnet", "deepconvnet-bn"],
         default="simpleconvnet",
     )
-    parser.add_argument("--framework", choices=["dlx", "torch"], default="dlx")
+    parser.add_argument("--framework", choices=["dlx", "torch", "both"], default="dlx")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -97,21 +93,28 @@ def main() -> None:
     from dlx.datasets import load_mnist
 
     (x, t), (xt, tt) = load_mnist("fashion-mnist", download=False)
-    runner = run_dlx if args.framework == "dlx" else run_torch
-    records = runner(args.model, x, t, xt, tt, args.epochs, args.seed)
-    train_seconds = [r["seconds"] for r in records]
-    print(
-        json.dumps(
-            {
-                "framework": args.framework,
-                "model": args.model,
-                "epochs": args.epochs,
-                "final_test_acc": records[-1]["test_acc"],
-                "best_test_acc": max(r["test_acc"] for r in records),
-                "seconds_per_epoch": float(np.median(train_seconds)),
-            }
+    frameworks = ["dlx", "torch"] if args.framework == "both" else [args.framework]
+    runs = {
+        name: RUNNERS[name](args.model, x, t, xt, tt, args.epochs, args.seed) for name in frameworks
+    }
+    records: dict[str, list[dict]] = {name: [] for name in frameworks}
+    for _ in range(args.epochs):
+        for name, run in runs.items():
+            records[name].append(next(run))
+            print(json.dumps({"framework": name, **records[name][-1]}), flush=True)
+    for name, done in records.items():
+        print(
+            json.dumps(
+                {
+                    "framework": name,
+                    "model": args.model,
+                    "epochs": args.epochs,
+                    "final_test_acc": done[-1]["test_acc"],
+                    "best_test_acc": max(r["test_acc"] for r in done),
+                    "seconds_per_epoch": float(np.median([r["seconds"] for r in done])),
+                }
+            )
         )
-    )
 
 
 if __name__ == "__main__":

@@ -57,20 +57,26 @@ def list_layer_table(args=None) -> int:
 
 
 # -- models ---------------------------------------------------------------------------
-def build_model(spec: str, input_shape: tuple[int, ...], classes: int = 10):
-    """A network by builder name, or from a JSON config file (which may use plugin layers)."""
+def build_model(
+    spec: str, input_shape: tuple[int, ...], classes: int = 10, weight_init: str | None = None
+):
+    """A network by builder name, or from a JSON config file (which may use plugin layers).
+    ``weight_init`` overrides a builder's initialisation (None keeps its default)."""
     from . import models
     from .network import Sequential
 
+    init = {} if weight_init is None else {"weight_init": weight_init}
     if spec == "mlp":
-        return models.mlp(int(np.prod(input_shape)), [100, 100], classes)
+        return models.mlp(int(np.prod(input_shape)), [100, 100], classes, **init)
     if spec == "simpleconvnet":
-        return models.simple_conv_net(input_shape, output_size=classes)
+        return models.simple_conv_net(input_shape, output_size=classes, **init)
     if spec in ("deepconvnet", "deepconvnet-bn"):
         return models.deep_conv_net(
-            input_shape, output_size=classes, batchnorm=spec.endswith("-bn")
+            input_shape, output_size=classes, batchnorm=spec.endswith("-bn"), **init
         )
     path = Path(spec)
+    if path.suffix == ".json" and weight_init is not None:
+        raise ValueError("--weight-init applies to the built-in models; a JSON config sets its own")
     if path.suffix == ".json":
         if not path.is_file():
             raise FileNotFoundError(f"no model config at {path}")
@@ -130,7 +136,7 @@ def train(args) -> int:
     (x_train, t_train), (x_val, t_val) = datasets.train_val_split(
         x_train, t_train, args.val_fraction, np.random.default_rng(args.seed)
     )
-    net = build_model(args.model, x_train.shape[1:])
+    net = build_model(args.model, x_train.shape[1:], weight_init=args.weight_init)
     optimizer = get_optimizer(args.optimizer, lr=args.lr)
     net.weight_decay = args.weight_decay
     out = _writable_folder(Path(args.out or f"runs/train-{datetime.now():%Y%m%d-%H%M%S}"))
@@ -314,6 +320,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
     p.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate (default: 1e-3)")
     p.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
+    p.add_argument(
+        "--weight-init",
+        choices=["he", "xavier", "uniform"],
+        help="initialisation of a built-in model's weights (default: the model's own, He for "
+        "ReLU networks); uniform is PyTorch's default",
+    )
     p.add_argument(
         "--val-fraction", type=_fraction, default=0.1, help="training data held out for validation"
     )

@@ -99,6 +99,7 @@ def deep_conv_net(
     hidden_size: int = 50,
     dropout: float = 0.5,
     batchnorm: bool = False,
+    weight_init="he",
     weight_decay: float = 0.0,
     dtype=np.float32,
 ) -> Sequential:
@@ -106,12 +107,22 @@ def deep_conv_net(
     ReLU and a 2x2 max pool after every second one, then Affine(50) - ReLU - Dropout -
     Affine(10). The fourth convolution pads by 2, as in the book, so 28x28 inputs end at
     4x4. ``batchnorm=True`` adds BatchNorm after every convolution (whose bias it
-    makes redundant, so those convolutions have none)."""
+    makes redundant, so those convolutions have none). ``weight_init`` applies to every
+    convolution and Affine layer (see :mod:`dlx.init`)."""
     layers: list[Layer] = []
     channels = input_shape[0]
     for i, (filters, pad) in enumerate([(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]):
         layers.append(
-            Conv2d(channels, filters, 3, 1, pad, weight_init="he", bias=not batchnorm, dtype=dtype)
+            Conv2d(
+                channels,
+                filters,
+                3,
+                1,
+                pad,
+                weight_init=weight_init,
+                bias=not batchnorm,
+                dtype=dtype,
+            )
         )
         if batchnorm:
             layers.append(BatchNorm(filters, dtype=dtype))
@@ -120,8 +131,8 @@ def deep_conv_net(
             layers.append(MaxPool2d(2))
         channels = filters
     flat = int(np.prod(_shape_after(layers, input_shape)))
-    layers += [Affine(flat, hidden_size, dtype=dtype), ReLU()]
+    layers += [Affine(flat, hidden_size, weight_init=weight_init, dtype=dtype), ReLU()]
     if dropout:
         layers.append(Dropout(dropout))
-    layers.append(Affine(hidden_size, output_size, dtype=dtype))
+    layers.append(Affine(hidden_size, output_size, weight_init=weight_init, dtype=dtype))
     return Sequential(layers, weight_decay=weight_decay)

@@ -8,6 +8,7 @@ import sys
 import time
 
 import dlx
+import numpy as np
 import pytest
 from dlx import experiments
 
@@ -94,6 +95,7 @@ def test_train_from_a_json_config(tmp_path):
         (["evaluate", "missing.npz"], "no checkpoint at missing.npz"),
         (["summary", "mlp", "--input-shape", "a,b"], "invalid literal"),
         (["experiment", "nope"], "argument name: invalid choice: 'nope'"),
+        (["train", "--weight-init", "lecun"], "argument --weight-init: invalid choice: 'lecun'"),
     ],
 )
 def test_bad_arguments_get_one_clear_line(tmp_path, args, message):
@@ -177,3 +179,15 @@ def test_experiments_write_figures(tmp_path, name):
 def test_slower_experiments_write_figures(tmp_path, name):
     for path in experiments.run(name, tmp_path):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_weight_init_overrides_a_builtin_model_but_not_a_config(tmp_path):
+    from dlx.cli import build_model
+
+    he = build_model("deepconvnet", (1, 28, 28)).params["0.W"]
+    uniform = build_model("deepconvnet", (1, 28, 28), weight_init="uniform").params["0.W"]
+    assert np.abs(uniform).max() <= 1 / 3  # 1/sqrt(fan_in) with fan_in = 9
+    assert he.std() > 1.5 * uniform.std()
+    (tmp_path / "net.json").write_text(json.dumps({"layers": [{"type": "ReLU"}]}))
+    with pytest.raises(ValueError, match="--weight-init applies to the built-in models"):
+        build_model(str(tmp_path / "net.json"), (1, 28, 28), weight_init="he")

@@ -12,8 +12,9 @@ from dlx import init
         (lambda: init.he((400, 300), 400), np.sqrt(2 / 400)),
         (lambda: init.xavier((400, 300), 400, 300), np.sqrt(2 / 700)),
         (lambda: init.normal((400, 300), 0.01), 0.01),
+        (lambda: init.uniform((400, 300), 400), 1 / np.sqrt(3 * 400)),
     ],
-    ids=["he", "xavier", "normal"],
+    ids=["he", "xavier", "normal", "uniform"],
 )
 def test_scale(make, std):
     w = make()
@@ -39,3 +40,21 @@ def test_seed_makes_initialisation_reproducible():
 def test_weight_init_by_std():
     w = dlx.layers.Affine(500, 400, weight_init=0.05).params["W"]
     assert w.std() == pytest.approx(0.05, rel=0.02)
+
+
+def test_uniform_stays_within_its_bound_in_every_layer_of_a_model():
+    net = dlx.models.deep_conv_net(batchnorm=True, weight_init="uniform")
+    weights = [layer.params["W"] for layer in net.layers if "W" in layer.params]
+    assert len(weights) == 8
+    for w in weights:
+        fan_in = int(np.prod(w.shape[1:])) if w.ndim == 4 else w.shape[0]
+        bound = 1 / np.sqrt(fan_in)
+        assert np.abs(w).max() <= bound
+        assert np.abs(w).max() > 0.9 * bound  # spread over the whole range, not a point
+
+
+def test_unknown_weight_init_names_the_choices():
+    with pytest.raises(
+        ValueError, match="'he', 'xavier', 'uniform' or a positive std, got 'lecun'"
+    ):
+        dlx.layers.Affine(3, 2, weight_init="lecun")

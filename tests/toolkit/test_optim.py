@@ -121,3 +121,33 @@ def test_weight_decay_applies_to_weights_only(regularization):
     assert decayed.penalty() == pytest.approx(expected)
     errors = dlx.gradcheck.gradient_check(decayed, x, t)
     assert max(errors.values()) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype", "steps"),
+    [
+        # Enough steps for the state's decay (0.9, or RMSprop's 0.99) to pass below the
+        # smallest subnormal: 1e-45 in float32, 5e-324 in float64.
+        ("momentum", np.float32, 1100),
+        ("nesterov", np.float32, 1100),
+        ("adam", np.float32, 1100),
+        ("rmsprop", np.float32, 11000),
+        ("momentum", np.float64, 7200),
+        ("adam", np.float64, 7200),
+    ],
+)
+def test_decaying_state_never_turns_subnormal(name, dtype, steps):
+    """Once a gradient stops (a dead unit), the optimizer's state decays geometrically; it
+    goes from normal numbers straight to zero instead of through the slow subnormal range."""
+    opt = dlx.optim.get_optimizer(name, lr=1e-3)
+    params = {"w": np.ones(4, dtype)}
+    opt.update(params, {"w": np.array([1.0, -1.0, 1e-3, 0.0], dtype)})
+    tiny = np.finfo(dtype).tiny
+    zero = {"w": np.zeros(4, dtype)}
+    for _ in range(steps):
+        opt.update(params, zero)
+        for state in opt.state["w"].values():
+            assert not np.any((state != 0) & (np.abs(state) < tiny))
+    decaying = opt.state["w"]["h" if name == "rmsprop" else "m" if name == "adam" else "v"]
+    assert np.all(decaying == 0)
+    assert params["w"].dtype == dtype

@@ -222,8 +222,9 @@ Shifted shifted_geometry(const Frame& f, const Window2d& win) {
 bool use_shifted(const Frame& f, const Window2d& win, index_t fn, int threads) {
   if (win.sh != 1 || win.sw != 1 || f.c < kShiftedMinChannels || f.n < threads) return false;
   const Shifted s = shifted_geometry(f, win);
-  // Each thread holds a padded image and a wide output (and, backward, their gradients):
-  // keep them within the column budget, and the slices within the BLAS's 32-bit sizes.
+  // Each thread holds a padded image and a wide output (backward, twice that: their
+  // gradients too): keep one pair within the column budget, and the slices within the
+  // BLAS's 32-bit sizes; larger images go the im2col route, in blocks of positions.
   return f.c * s.length + fn * s.wide <= kColumnBudget && s.length <= kMaxBlasDim;
 }
 

@@ -11,8 +11,10 @@ dlx demo                  the edge-detection convolution through the C++ kernels
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import signal
 import sys
 import time
 from datetime import datetime
@@ -99,6 +101,22 @@ def _load_model_for_summary(spec: str, input_shape):
 
 
 # -- train ----------------------------------------------------------------------------
+@contextlib.contextmanager
+def _ctrl_c_deferred():
+    """Hold a Ctrl-C until the block is done: it then interrupts right after it. Saving a
+    checkpoint and recording that it was saved must not be split by an interrupt, or the
+    message would deny a checkpoint that is on disk. (Where signals cannot be blocked, on
+    Windows, the block runs unprotected.)"""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _writable_folder(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -152,8 +170,9 @@ def train(args) -> int:
     last_saved = [0]
 
     def on_epoch_end(epoch, record):
-        save(net, checkpoint)
-        last_saved[0] = epoch
+        with _ctrl_c_deferred():
+            save(net, checkpoint)
+            last_saved[0] = epoch
         tqdm.write(
             f"epoch {epoch:3d}/{args.epochs}  loss {record['train_loss']:.4f}  "
             f"train acc {record['train_acc']:.4f}  val loss {record['val_loss']:.4f}  "

@@ -126,13 +126,22 @@ def test_missing_dataset(tmp_path):
     assert "mnist not found in" in result.stderr and "Put the files" in result.stderr
 
 
+# A test run started in the background (a shell's `&`, nohup) hands its children SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler: the child restores it, as
+# an interactive terminal would give it.
+RUN_DLX_WITH_CTRL_C = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('dlx', run_name='__main__', alter_sys=True)"
+)
+
+
 def test_ctrl_c_keeps_the_last_finished_epoch(tmp_path):
     out = tmp_path / "run"
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "dlx",
+            "-c",
+            RUN_DLX_WITH_CTRL_C,
             "train",
             "--epochs",
             "50",

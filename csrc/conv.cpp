@@ -188,6 +188,16 @@ Item<T> unfold_item(const Plan& plan, index_t item, const T* x, const Frame& f,
   return Item<T>{n, 1, p0, len, col, len};
 }
 
+// Per-thread partial sums of `size` elements, side by side: adds those of threads 1..team-1
+// into thread 0's, in thread order, so the total repeats bit for bit at a fixed thread count.
+template <typename T>
+void sum_partials(std::vector<T>& partial, int team, index_t size) {
+  for (int t = 1; t < team; ++t) {
+    const T* src = partial.data() + static_cast<index_t>(t) * size;
+    for (index_t i = 0; i < size; ++i) partial[i] += src[i];
+  }
+}
+
 // -- Stride-1 convolution as shifted GEMMs ------------------------------------------------
 //
 // At stride 1 the unfolding can be skipped. Zero-pad one image into a (C, Hp*Wp) buffer, Hp
@@ -207,8 +217,8 @@ Item<T> unfold_item(const Plan& plan, index_t item, const T* x, const Frame& f,
 constexpr index_t kShiftedMinChannels = 8;
 
 struct Shifted {
-  index_t hp, wp;    // padded image
-  index_t length;    // elements per padded channel, with slack for the last offset's slice
+  index_t wp;        // padded row length
+  index_t length;    // elements per padded channel (Hp*Wp), with slack for the last offset's slice
   index_t wide;      // OH * Wp: positions of the wide output
   index_t offsets;   // KH * KW
   index_t offset(index_t k, const Window2d& win) const { return (k / win.kw) * wp + k % win.kw; }
@@ -216,7 +226,7 @@ struct Shifted {
 
 Shifted shifted_geometry(const Frame& f, const Window2d& win) {
   const index_t hp = f.h + 2 * win.ph, wp = f.w + 2 * win.pw;
-  return Shifted{hp, wp, hp * wp + win.kw - 1, f.oh * wp, win.kh * win.kw};
+  return Shifted{wp, hp * wp + win.kw - 1, f.oh * wp, win.kh * win.kw};
 }
 
 bool use_shifted(const Frame& f, const Window2d& win, index_t fn, int threads) {
@@ -368,10 +378,7 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
       }
     }
   }
-  for (int t = 1; t < team; ++t) {
-    const T* src = partial.data() + static_cast<index_t>(t) * weights;
-    for (index_t i = 0; i < weights; ++i) partial[i] += src[i];
-  }
+  sum_partials(partial, team, weights);
   for (index_t o = 0; o < fn; ++o) {
     for (index_t c = 0; c < f.c; ++c) {
       for (index_t k = 0; k < s.offsets; ++k) {
@@ -506,11 +513,8 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
       gemm(false, true, fn, rows, it.width(), T(1), grad, grad_ld, it.cols, it.ld, T(1), mine, rows);
     }
   }
+  sum_partials(partial, team, fn * rows);
   std::copy(partial.begin(), partial.begin() + fn * rows, dw);
-  for (int t = 1; t < team; ++t) {
-    const T* src = partial.data() + static_cast<index_t>(t) * fn * rows;
-    for (index_t k = 0; k < fn * rows; ++k) dw[k] += src[k];
-  }
 
   if (!dx) return;
   // dx: dcol = W^T * dY, folded back with col2im. Items are (image, group of channels),

@@ -5,11 +5,11 @@ and PyTorch when it is installed, timed in one process on the same arrays.
     python benchmarks/bench_ops.py --threads 1     # single-threaded comparison
     python benchmarks/bench_ops.py --skip-numpy    # faster: leave out the NumPy reference
 
-Each row: median milliseconds over --repeats runs (the implementations take turns, so a
-slow moment of the machine hits all of them alike), GFLOP/s of dlx and its share of NumPy's
-sgemm on 2048^3 at the same thread count, the ratios, and the peak
-extra memory of a dlx and a PyTorch forward + backward on resnet-block (the growth of the
-resident set in a child process, which sees C++ buffers as well as NumPy's).
+Each row: median milliseconds over --repeats runs (dlx and PyTorch take turns, so a slow
+moment of the machine hits both alike; the NumPy reference runs apart, see timed_apart),
+GFLOP/s of dlx and its share of NumPy's sgemm on 2048^3 at the same thread count, the ratios,
+and the peak extra memory of a dlx and a PyTorch forward + backward on resnet-block (the
+growth of the resident set in a child process, which sees C++ buffers as well as NumPy's).
 """
 
 from __future__ import annotations
@@ -60,6 +60,21 @@ def timed(fns: dict, repeats: int) -> dict[str, float]:
             f()
             times[name].append(time.perf_counter() - start)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+# OpenBLAS's threads, under NumPy, keep spinning for about 2^28 cycles after a call: run in
+# turns with dlx and PyTorch, the NumPy reference slowed them 2-2.5x. It is timed on its own,
+# after them, and the threads are left this long to fall asleep before the next shape.
+BLAS_IDLE_SECONDS = 0.5
+
+
+def timed_apart(fns: dict, repeats: int) -> dict[str, float]:
+    """timed() for dlx and PyTorch in turns, then the NumPy reference on its own."""
+    result = timed({k: f for k, f in fns.items() if k != "numpy"}, repeats)
+    if "numpy" in fns:
+        result.update(timed({"numpy": fns["numpy"]}, max(3, repeats // 3)))
+        time.sleep(BLAS_IDLE_SECONDS)
+    return result
 
 
 def with_reference(dlx_step, with_numpy: bool) -> dict:
@@ -223,7 +238,7 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         fns, flops = make(spec, not args.skip_numpy, torch)
-        t = timed(fns, args.repeats)
+        t = timed_apart(fns, args.repeats)
         ms = {k: v * 1e3 for k, v in t.items()}
         gflops = f"{flops / t['dlx'] / 1e9:8.1f}" if flops else f"{'':8s}"
         share = f"{flops / t['dlx'] / 1e9 / ceiling:8.0%}" if flops else f"{'':8s}"

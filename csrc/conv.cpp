@@ -1,21 +1,20 @@
-// GEMM convolution by two routes, both in the style of PyTorch's ConvolutionMM2d: OpenMP
-// splits the work into independent items, and each thread fills private buffers and runs a
-// single-threaded GEMM. The BLAS never starts threads of its own (see blas.h), so the cores
-// are never oversubscribed, and every buffer is per thread, so the extra memory is bounded
-// by the thread count instead of growing with N.
+// Convolution by two routes. Both split the work into independent items with OpenMP, and
+// each thread fills private buffers: the BLAS never starts threads of its own (see blas.h), so
+// the cores are never oversubscribed, and the extra memory is bounded by the thread count
+// instead of growing with N.
 //
-// im2col route (any geometry). With P = OH*OW positions and CKK = C*KH*KW column rows, an
-// item is either a group of whole images side by side (small images: col is (CKK, nb*P)) or
-// a block of positions [p0, p1) of one image (large images, or fewer images than threads):
+// im2col route (any geometry), in the style of PyTorch's ConvolutionMM2d. With P = OH*OW
+// positions and CKK = C*KH*KW column rows, an item is either a group of whole images side by
+// side (small images: col is (CKK, nb*P)) or a block of positions [p0, p1) of one image (large
+// images, or fewer images than threads):
 //   forward      Y_item (FN, cols)  = W (FN, CKK) * col (CKK, cols)
 //   grad weight  dW_thread         += dY_item * col^T
 //   grad input   dcol = W^T * dy[n], then col2im, by (image, channel group) items so that
 //                each item owns the dx planes it writes.
-// (Measured and dropped: computing dx at stride 1 as a forward convolution of dy with the
-// flipped kernel, and reusing the grad-weight columns for dx; both were slower here.)
 //
-// Shifted-GEMM route (stride 1, C >= 8): one image per item and no column matrix; see
-// "Stride-1 convolution as shifted GEMMs" below.
+// Shifted route (stride 1; C >= 4 for the backward pass): one image per item, no column
+// matrix, and a register-blocked kernel in place of GEMMs for the forward pass and the grad
+// input; see "Stride-1 convolution by shifted slices" below.
 //
 // Grad-weight partials are summed in thread order, so results repeat bit for bit at a fixed
 // thread count.
@@ -29,6 +28,7 @@
 
 #include "blas.h"
 #include "im2col.h"
+#include "shifted_kernel.h"
 
 namespace dlx {
 namespace {
@@ -198,56 +198,63 @@ void sum_partials(std::vector<T>& partial, int team, index_t size) {
   }
 }
 
-// -- Stride-1 convolution as shifted GEMMs ------------------------------------------------
+// -- Stride-1 convolution by shifted slices ------------------------------------------------
 //
 // At stride 1 the unfolding can be skipped. Zero-pad one image into a (C, Hp*Wp) buffer, Hp
 // = H + 2*PH and Wp = W + 2*PW, and compute each output row Wp positions wide (the last KW-1
 // of them wrap around into the next row and are thrown away). Then the inputs that kernel
 // offset (ki, kj) reads at every output position form one contiguous slice of each channel,
-// starting at ki*Wp + kj, and
+// starting at off_k = ki*Wp + kj, and
 //   forward      Y_wide (FN, OH*Wp)  = sum over offsets k of W_k (FN, C) * Xpad[:, k slice]
 //   grad weight  dW_k (FN, C)       += dY_wide * Xpad[:, k slice]^T
-//   grad input   dXpad[:, k slice]  += W_k^T * dY_wide
+//   grad input   dXpad (C, Hp*Wp)    = sum over offsets k of W_k^T (C, FN) * dY_wide shifted
+//                                      right by off_k
 // where W_k is the (FN, C) matrix of the weights at offset k and dY_wide is dy with zeros in
-// the thrown-away columns. The GEMMs read the image in place of KH*KW copies of it, which
-// roughly halves the time of the im2col route on the convolutions of the course's networks.
-// With few input channels (K = C per GEMM) the GEMMs are too thin, and the im2col route wins.
+// the thrown-away columns. Forward and grad input run in the register-blocked kernel of
+// shifted_kernel.h; grad weight, a product with a long inner dimension (the positions), is
+// one BLAS GEMM per offset. None of them reads a column matrix: the image is read in place
+// of KH*KW copies of it.
 
-// Input channels from which the shifted GEMMs beat im2col (measured on 3x3 kernels).
-constexpr index_t kShiftedMinChannels = 8;
+// Input channels from which this route's backward pass beats im2col's. Its forward pass won
+// from C = 1 (2-4x at C = 1..4), but its grad weight at C < 4 is a set of matrix-vector
+// products, and its grad input gives most of the kernel's rows (multiples of 8) to padding.
+constexpr index_t kShiftedBackwardMinChannels = 4;
 
 struct Shifted {
-  index_t wp;        // padded row length
-  index_t length;    // elements per padded channel (Hp*Wp), with slack for the last offset's slice
-  index_t wide;      // OH * Wp: positions of the wide output
-  index_t offsets;   // KH * KW
+  index_t wp;       // padded row length
+  index_t offsets;  // KH * KW
+  index_t reach;    // the largest offset, (KH-1)*Wp + KW-1
+  index_t wide;     // OH * Wp: positions of the wide output
+  index_t span;     // the wide output's columns as the kernel computes them (whole vectors)
+  index_t length;   // elements per padded channel: every slice the kernel reads
+  index_t inner;    // first position of dXpad inside the padding, PH*Wp
+  index_t dspan;    // H*Wp positions of dXpad from `inner`, as the kernel computes them
+  index_t dlength;  // elements per row of dY_wide with `reach` zeros on its left
   index_t offset(index_t k, const Window2d& win) const { return (k / win.kw) * wp + k % win.kw; }
 };
 
-Shifted shifted_geometry(const Frame& f, const Window2d& win) {
-  const index_t hp = f.h + 2 * win.ph, wp = f.w + 2 * win.pw;
-  return Shifted{wp, hp * wp + win.kw - 1, f.oh * wp, win.kh * win.kw};
-}
-
-bool use_shifted(const Frame& f, const Window2d& win, index_t fn, int threads) {
-  if (win.sh != 1 || win.sw != 1 || f.c < kShiftedMinChannels || f.n < threads) return false;
-  const Shifted s = shifted_geometry(f, win);
-  // Each thread holds a padded image and a wide output (backward, twice that: their
-  // gradients too): keep one pair within the column budget, and the slices within the
-  // BLAS's 32-bit sizes; larger images go the im2col route, in blocks of positions.
-  return f.c * s.length + fn * s.wide <= kColumnBudget && s.length <= kMaxBlasDim;
-}
-
-// W (FN, C, KH, KW) as KH*KW matrices W_k (FN, C), one per kernel offset.
 template <typename T>
-std::vector<T> weights_by_offset(const T* w, index_t fn, index_t c, index_t offsets) {
-  std::vector<T> wk(static_cast<size_t>(offsets * fn * c));
-  for (index_t o = 0; o < fn; ++o) {
-    for (index_t ch = 0; ch < c; ++ch) {
-      for (index_t k = 0; k < offsets; ++k) wk[(k * fn + o) * c + ch] = w[(o * c + ch) * offsets + k];
-    }
-  }
-  return wk;
+Shifted shifted_geometry(const Frame& f, const Window2d& win) {
+  const index_t wp = f.w + 2 * win.pw;
+  const index_t reach = (win.kh - 1) * wp + win.kw - 1;
+  const index_t wide = f.oh * wp;
+  const index_t span = shifted::padded_columns<T>(wide);
+  const index_t inner = win.ph * wp;
+  const index_t dspan = shifted::padded_columns<T>(f.h * wp);
+  return Shifted{wp, win.kh * win.kw, reach, wide, span, reach + span, inner, dspan,
+                 reach + std::max(wide, inner + dspan)};
+}
+
+template <typename T>
+bool use_shifted(const Frame& f, const Window2d& win, index_t fn, int threads,
+                 index_t min_channels) {
+  if (win.sh != 1 || win.sw != 1 || f.c < min_channels || f.n < threads) return false;
+  const Shifted s = shifted_geometry<T>(f, win);
+  // Each thread holds a padded image and a wide dy (backward: their gradients too): keep one
+  // pair within the column budget, and the rows within the BLAS's 32-bit sizes; larger
+  // images go the im2col route, in blocks of positions.
+  return f.c * s.length + fn * s.dlength <= kColumnBudget && s.dlength <= kMaxBlasDim &&
+         s.length <= kMaxBlasDim;
 }
 
 // Image x (C, H, W) into the zero-padded (C, length) buffer xp.
@@ -263,19 +270,23 @@ void pad_image(const T* x, const Frame& f, const Window2d& win, const Shifted& s
   }
 }
 
-// dy (FN, OH, OW) of one image into the wide layout (FN, OH*Wp), zeros in the extra columns.
+// dy (FN, OH, OW) of one image into rows of dlength: `reach` zeros, then the wide layout
+// (OH*Wp, zeros in the extra columns), then zeros.
 template <typename T>
-void widen(const T* dy, const Frame& f, index_t fn, const Shifted& s, T* wide) {
+void widen(const T* dy, const Frame& f, index_t fn, const Shifted& s, T* padded) {
   for (index_t o = 0; o < fn; ++o) {
+    T* row = padded + o * s.dlength;
+    std::fill(row, row + s.reach, T(0));
     for (index_t oh = 0; oh < f.oh; ++oh) {
-      T* dst = wide + o * s.wide + oh * s.wp;
+      T* dst = row + s.reach + oh * s.wp;
       std::memcpy(dst, dy + (o * f.oh + oh) * f.ow, static_cast<size_t>(f.ow) * sizeof(T));
       std::fill(dst + f.ow, dst + s.wp, T(0));
     }
+    std::fill(row + s.reach + s.wide, row + s.dlength, T(0));
   }
 }
 
-// The same, transposed: (OH*Wp, FN), position-major.
+// The wide layout transposed: (OH*Wp, FN), position-major.
 template <typename T>
 void widen_transposed(const T* dy, const Frame& f, index_t fn, const Shifted& s, T* wide) {
   for (index_t oh = 0; oh < f.oh; ++oh) {
@@ -296,24 +307,26 @@ constexpr index_t kChannelMajorMin = 32;
 template <typename T>
 void shifted_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, index_t fn,
                      const Window2d& win, bool parallel) {
-  const Shifted s = shifted_geometry(f, win);
-  const std::vector<T> wk = weights_by_offset(w, fn, f.c, s.offsets);
+  const Shifted s = shifted_geometry<T>(f, win);
+  std::vector<index_t> offsets(static_cast<size_t>(s.offsets));
+  for (index_t k = 0; k < s.offsets; ++k) offsets[k] = s.offset(k, win);
+  // A_k = W_k (FN, C).
+  const std::vector<T> packed = shifted::pack<T>(
+      s.offsets, fn, f.c, [&](index_t k, index_t o, index_t c) { return w[(o * f.c + c) * s.offsets + k]; });
   const index_t p = f.out_plane();
 #pragma omp parallel if (parallel)
   {
     T* xp = scratch<T>(0, f.c * s.length);
-    T* wide = scratch<T>(1, fn * s.wide);
+    T* wide = scratch<T>(1, shifted::padded_rows<T>(fn) * s.span);
 #pragma omp for schedule(static)
     for (index_t n = 0; n < f.n; ++n) {
       pad_image(x + n * f.c * f.plane(), f, win, s, xp);
-      for (index_t k = 0; k < s.offsets; ++k) {
-        gemm(false, false, fn, s.wide, f.c, T(1), wk.data() + k * fn * f.c, f.c,
-             xp + s.offset(k, win), s.length, k == 0 ? T(0) : T(1), wide, s.wide);
-      }
+      shifted::product(packed.data(), fn, f.c, xp, s.length, offsets.data(), s.offsets, s.wide,
+                       wide, s.span);
       for (index_t o = 0; o < fn; ++o) {
         const T bias = b ? b[o] : T(0);
         for (index_t oh = 0; oh < f.oh; ++oh) {
-          const T* src = wide + o * s.wide + oh * s.wp;
+          const T* src = wide + o * s.span + oh * s.wp;
           T* dst = y + (n * fn + o) * p + oh * f.ow;
           for (index_t ow = 0; ow < f.ow; ++ow) dst[ow] = src[ow] + bias;
         }
@@ -327,8 +340,16 @@ void shifted_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, i
 template <typename T>
 void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Frame& f,
                       index_t fn, const Window2d& win, bool parallel) {
-  const Shifted s = shifted_geometry(f, win);
-  const std::vector<T> wk = weights_by_offset(w, fn, f.c, s.offsets);
+  const Shifted s = shifted_geometry<T>(f, win);
+  // dXpad[:, q] takes dY_wide[:, q - off_k] from offset k: that is column q + reach - off_k
+  // of dY_wide with `reach` zeros on its left.
+  std::vector<index_t> offsets(static_cast<size_t>(s.offsets));
+  for (index_t k = 0; k < s.offsets; ++k) offsets[k] = s.reach - s.offset(k, win);
+  // A_k = W_k^T (C, FN).
+  const std::vector<T> packed =
+      dx ? shifted::pack<T>(s.offsets, f.c, fn,
+                            [&](index_t k, index_t c, index_t o) { return w[(o * f.c + c) * s.offsets + k]; })
+         : std::vector<T>();
   const index_t weights = s.offsets * fn * f.c;
   const bool channel_major = f.c >= kChannelMajorMin && fn >= kChannelMajorMin;
   std::vector<T> partial(static_cast<size_t>(omp_get_max_threads()) * weights, T(0));
@@ -339,14 +360,15 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
     team = omp_get_num_threads();
     T* mine = partial.data() + static_cast<index_t>(omp_get_thread_num()) * weights;
     T* xp = scratch<T>(0, f.c * s.length);
-    T* wide = scratch<T>(1, fn * s.wide);
-    T* dxp = scratch<T>(2, dx ? f.c * s.length : 0);
+    T* padded = scratch<T>(1, fn * s.dlength);
+    T* dxp = scratch<T>(2, dx ? shifted::padded_rows<T>(f.c) * s.dspan : 0);
     T* wide_t = scratch<T>(3, channel_major ? s.wide * fn : 0);
+    const T* wide = padded + s.reach;  // dY_wide, rows dlength apart
 #pragma omp for schedule(static)
     for (index_t n = 0; n < f.n; ++n) {
       const T* grad = dy + n * fn * f.out_plane();
       pad_image(x + n * f.c * f.plane(), f, win, s, xp);
-      if (dx || !channel_major) widen(grad, f, fn, s, wide);
+      if (dx || !channel_major) widen(grad, f, fn, s, padded);
       if (channel_major) {
         widen_transposed(grad, f, fn, s, wide_t);
         for (index_t k = 0; k < s.offsets; ++k) {
@@ -355,24 +377,17 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
         }
       } else {
         for (index_t k = 0; k < s.offsets; ++k) {
-          gemm(false, true, fn, f.c, s.wide, T(1), wide, s.wide, xp + s.offset(k, win),
+          gemm(false, true, fn, f.c, s.wide, T(1), wide, s.dlength, xp + s.offset(k, win),
                s.length, T(1), mine + k * fn * f.c, f.c);
         }
       }
       if (!dx) continue;
-      // Offset 0 writes the slice [0, wide) of each channel outright; the rest of the channel
-      // starts at zero, and every later offset accumulates.
-      for (index_t c = 0; c < f.c; ++c) {
-        std::fill(dxp + c * s.length + s.wide, dxp + (c + 1) * s.length, T(0));
-      }
-      for (index_t k = 0; k < s.offsets; ++k) {
-        gemm(true, false, f.c, s.wide, fn, T(1), wk.data() + k * fn * f.c, f.c, wide, s.wide,
-             k == 0 ? T(0) : T(1), dxp + s.offset(k, win), s.length);
-      }
+      // Only the rows of dXpad inside the padding: the padding's gradient is thrown away.
+      shifted::product(packed.data(), f.c, fn, padded + s.inner, s.dlength, offsets.data(),
+                       s.offsets, f.h * s.wp, dxp, s.dspan);
       for (index_t c = 0; c < f.c; ++c) {
         for (index_t h = 0; h < f.h; ++h) {
-          std::memcpy(dx + ((n * f.c + c) * f.h + h) * f.w,
-                      dxp + c * s.length + (h + win.ph) * s.wp + win.pw,
+          std::memcpy(dx + ((n * f.c + c) * f.h + h) * f.w, dxp + c * s.dspan + h * s.wp + win.pw,
                       static_cast<size_t>(f.w) * sizeof(T));
         }
       }
@@ -404,7 +419,7 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, in
   }
   const bool pointwise = is_pointwise(win);
   const int threads = omp_get_max_threads();
-  if (!pointwise && use_shifted(f, win, fn, threads)) {
+  if (!pointwise && use_shifted<T>(f, win, fn, threads, 1)) {
     shifted_forward(x, w, b, y, f, fn, win, f.n > 1 && f.n * fn * p * rows > kParallelGrain);
     return;
   }
@@ -475,7 +490,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     return;
   }
 
-  if (!pointwise && use_shifted(f, win, fn, threads)) {
+  if (!pointwise && use_shifted<T>(f, win, fn, threads, kShiftedBackwardMinChannels)) {
     shifted_backward(dy, x, w, dx, dw, f, fn, win, parallel && f.n > 1);
     return;
   }

@@ -118,15 +118,27 @@ def test_batch_and_channels(rng, dtype, n, c, fn):
 STRIDE1_GRID = list(itertools.product(KERNELS, [(1, 1)], PADS))
 
 
-@pytest.mark.parametrize(("c", "fn"), [(8, 5), (32, 32)])
+# (C, FN, (H, W)): the shifted route's forward from one channel, its backward from four; filter
+# and channel counts that fill the kernel's row tiles (multiples of 8) and that leave them part
+# empty; images narrow enough for a single tile of columns and wide enough for several and a
+# part-filled last one. From 32 channels in and out the grad weight runs channel-major.
+SHIFTED_CASES = [
+    (8, 5, (6, 7)),
+    (32, 32, (6, 7)),
+    (1, 3, (13, 12)),
+    (4, 9, (13, 12)),
+    (9, 17, (11, 14)),
+]
+
+
+@pytest.mark.parametrize(("c", "fn", "size"), SHIFTED_CASES)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("kernel", "stride", "pad"), STRIDE1_GRID, ids=_ids(STRIDE1_GRID))
-def test_conv2d_shifted_gemm(rng, dtype, kernel, stride, pad, threads, c, fn):
-    """Stride 1 with 8 or more input channels and an image per thread: the C++ kernel's
-    shifted-GEMM route, on one thread and on two; from 32 channels in and out its grad
-    weight runs channel-major."""
-    x = rng.standard_normal((3, c, 6, 7)).astype(dtype)
+def test_conv2d_shifted(rng, dtype, kernel, stride, pad, threads, c, fn, size):
+    """Stride 1 with an image per thread: the C++ kernel's shifted route, on one thread and on
+    two."""
+    x = rng.standard_normal((3, c, *size)).astype(dtype)
     w = rng.standard_normal((fn, c, *kernel)).astype(dtype)
     b = rng.standard_normal(fn).astype(dtype)
     dy = rng.standard_normal(naive.conv2d(x, w, b, stride, pad).shape).astype(dtype)
@@ -144,10 +156,11 @@ def test_conv2d_shifted_gemm(rng, dtype, kernel, stride, pad, threads, c, fn):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize(("c", "stride"), [(2, 1), (3, 2), (8, 1), (32, 1)])
+@pytest.mark.parametrize(("c", "stride"), [(2, 1), (3, 2), (4, 1), (32, 1)])
 def test_conv2d_backward_without_input_grad(rng, c, stride, threads):
     """input_grad=False returns dx as None and the same dw and db, on both backends and on
-    both C++ routes (im2col below 8 channels or at stride 2, shifted GEMMs from 8)."""
+    both C++ routes of the backward pass (im2col below 4 channels or at stride 2, shifted
+    from 4)."""
     x = rng.standard_normal((3, c, 7, 6))
     w = rng.standard_normal((32, c, 3, 3))
     dy = rng.standard_normal(naive.conv2d(x, w, None, (stride, stride), (1, 1)).shape)

@@ -286,23 +286,36 @@ void widen(const T* dy, const Frame& f, index_t fn, const Shifted& s, T* padded)
   }
 }
 
-// The wide layout transposed: (OH*Wp, FN), position-major.
+// The grad weight's operands are position-major: a row of `ld` elements per position (the
+// channels, or the filters, then zeros). Image x (C, H, W), zero-padded, as (length, ld)...
 template <typename T>
-void widen_transposed(const T* dy, const Frame& f, index_t fn, const Shifted& s, T* wide) {
-  for (index_t oh = 0; oh < f.oh; ++oh) {
-    T* row = wide + oh * s.wp * fn;
-    for (index_t ow = 0; ow < f.ow; ++ow) {
-      for (index_t o = 0; o < fn; ++o) row[ow * fn + o] = dy[(o * f.oh + oh) * f.ow + ow];
+void pad_image_transposed(const T* x, const Frame& f, const Window2d& win, const Shifted& s,
+                          index_t ld, T* xt) {
+  std::fill(xt, xt + s.length * ld, T(0));
+  // A row of the image at a time, so that its rows of xt stay in the L1 cache while every
+  // channel is written into them.
+  for (index_t h = 0; h < f.h; ++h) {
+    T* dst = xt + ((h + win.ph) * s.wp + win.pw) * ld;
+    for (index_t c = 0; c < f.c; ++c) {
+      const T* src = x + (c * f.h + h) * f.w;
+      for (index_t w = 0; w < f.w; ++w) dst[w * ld + c] = src[w];
     }
-    std::fill(row + f.ow * fn, row + s.wp * fn, T(0));
   }
 }
 
-// The grad weight of one offset is a GEMM with a long inner dimension (the positions):
-// dW_k (FN, C) = dY_wide * Xslice^T. When FN and C are both at least this, it runs as its
-// transpose, dW_k^T (C, FN) = Xslice * dY_wide^T with dy stored position-major: OpenBLAS's
-// kernels ran that form 1.3-2x faster on such shapes, and slower on thinner ones.
-constexpr index_t kChannelMajorMin = 32;
+// ... and dy (FN, OH, OW) into (OH*Wp, ld), zeros in the thrown-away positions.
+template <typename T>
+void widen_transposed(const T* dy, const Frame& f, index_t fn, const Shifted& s, index_t ld,
+                      T* wide) {
+  std::fill(wide, wide + s.wide * ld, T(0));
+  for (index_t oh = 0; oh < f.oh; ++oh) {
+    T* dst = wide + oh * s.wp * ld;
+    for (index_t o = 0; o < fn; ++o) {
+      const T* src = dy + (o * f.oh + oh) * f.ow;
+      for (index_t ow = 0; ow < f.ow; ++ow) dst[ow * ld + o] = src[ow];
+    }
+  }
+}
 
 template <typename T>
 void shifted_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, index_t fn,
@@ -335,8 +348,10 @@ void shifted_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, i
   }
 }
 
-// dx (unless null) and dw; db is done by the caller. Each image's padded input and wide dy
-// serve both gradients; dW partials are per thread and summed in thread order.
+// dx (unless null) and dw; db is done by the caller. Both gradients run in the kernel of
+// shifted_kernel.h: dx as the forward pass does, and dW_k^T (C, FN) += Xslice * dY_wide^T with
+// both operands position-major, so that the channels are the kernel's rows and the filters its
+// vectors. dW partials are per thread and summed in thread order.
 template <typename T>
 void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Frame& f,
                       index_t fn, const Window2d& win, bool parallel) {
@@ -344,14 +359,19 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
   // dXpad[:, q] takes dY_wide[:, q - off_k] from offset k: that is column q + reach - off_k
   // of dY_wide with `reach` zeros on its left.
   std::vector<index_t> offsets(static_cast<size_t>(s.offsets));
-  for (index_t k = 0; k < s.offsets; ++k) offsets[k] = s.reach - s.offset(k, win);
+  std::vector<index_t> forward_offsets(static_cast<size_t>(s.offsets));
+  for (index_t k = 0; k < s.offsets; ++k) {
+    forward_offsets[k] = s.offset(k, win);
+    offsets[k] = s.reach - forward_offsets[k];
+  }
   // A_k = W_k^T (C, FN).
   const std::vector<T> packed =
       dx ? shifted::pack<T>(s.offsets, f.c, fn,
                             [&](index_t k, index_t c, index_t o) { return w[(o * f.c + c) * s.offsets + k]; })
          : std::vector<T>();
-  const index_t weights = s.offsets * fn * f.c;
-  const bool channel_major = f.c >= kChannelMajorMin && fn >= kChannelMajorMin;
+  const index_t channels = shifted::padded_rows<T>(f.c);
+  const index_t filters = shifted::padded_columns<T>(fn);
+  const index_t weights = s.offsets * channels * filters;
   std::vector<T> partial(static_cast<size_t>(omp_get_max_threads()) * weights, T(0));
   int team = 1;
 #pragma omp parallel if (parallel)
@@ -359,29 +379,19 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
 #pragma omp single
     team = omp_get_num_threads();
     T* mine = partial.data() + static_cast<index_t>(omp_get_thread_num()) * weights;
-    T* xp = scratch<T>(0, f.c * s.length);
-    T* padded = scratch<T>(1, fn * s.dlength);
-    T* dxp = scratch<T>(2, dx ? shifted::padded_rows<T>(f.c) * s.dspan : 0);
-    T* wide_t = scratch<T>(3, channel_major ? s.wide * fn : 0);
-    const T* wide = padded + s.reach;  // dY_wide, rows dlength apart
+    T* xt = scratch<T>(0, s.length * channels);
+    T* wide_t = scratch<T>(1, s.wide * filters);
+    T* padded = scratch<T>(2, dx ? fn * s.dlength : 0);
+    T* dxp = scratch<T>(3, dx ? channels * s.dspan : 0);
 #pragma omp for schedule(static)
     for (index_t n = 0; n < f.n; ++n) {
       const T* grad = dy + n * fn * f.out_plane();
-      pad_image(x + n * f.c * f.plane(), f, win, s, xp);
-      if (dx || !channel_major) widen(grad, f, fn, s, padded);
-      if (channel_major) {
-        widen_transposed(grad, f, fn, s, wide_t);
-        for (index_t k = 0; k < s.offsets; ++k) {
-          gemm(false, false, f.c, fn, s.wide, T(1), xp + s.offset(k, win), s.length, wide_t, fn,
-               T(1), mine + k * fn * f.c, fn);
-        }
-      } else {
-        for (index_t k = 0; k < s.offsets; ++k) {
-          gemm(false, true, fn, f.c, s.wide, T(1), wide, s.dlength, xp + s.offset(k, win),
-               s.length, T(1), mine + k * fn * f.c, f.c);
-        }
-      }
+      pad_image_transposed(x + n * f.c * f.plane(), f, win, s, channels, xt);
+      widen_transposed(grad, f, fn, s, filters, wide_t);
+      shifted::add_shifted_products(xt, channels, forward_offsets.data(), s.offsets, wide_t,
+                                    filters, s.wide, channels, filters, mine);
       if (!dx) continue;
+      widen(grad, f, fn, s, padded);
       // Only the rows of dXpad inside the padding: the padding's gradient is thrown away.
       shifted::product(packed.data(), f.c, fn, padded + s.inner, s.dlength, offsets.data(),
                        s.offsets, f.h * s.wp, dxp, s.dspan);
@@ -397,8 +407,7 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
   for (index_t o = 0; o < fn; ++o) {
     for (index_t c = 0; c < f.c; ++c) {
       for (index_t k = 0; k < s.offsets; ++k) {
-        dw[(o * f.c + c) * s.offsets + k] =
-            channel_major ? partial[(k * f.c + c) * fn + o] : partial[(k * fn + o) * f.c + c];
+        dw[(o * f.c + c) * s.offsets + k] = partial[(k * channels + c) * filters + o];
       }
     }
   }

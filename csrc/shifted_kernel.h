@@ -101,9 +101,12 @@ inline Vec<T> load(const T* p) {
   return v;
 }
 
-// One tile: out rows [0, R) and columns [0, V * lanes), from one tile of packed A.
-template <typename T, int V>
-inline void tile(const T* __restrict a, const T* __restrict b, index_t ldb,
+// One tile: out rows [0, R) and columns [0, V * lanes), over k steps of each offset. Step i of
+// offset o multiplies R elements of A, at a[0..R) after the steps before it (a moves on by
+// a_step a step), with V vectors of B from b + offsets[o] + i * ldb. The tile is written to
+// out, or added to it.
+template <typename T, int V, bool Accumulate>
+inline void tile(const T* __restrict a, index_t a_step, const T* __restrict b, index_t ldb,
                  const index_t* __restrict offsets, index_t noffsets, index_t k,
                  T* __restrict out, index_t ldo) {
   constexpr int R = Tile<T>::rows;
@@ -116,7 +119,7 @@ inline void tile(const T* __restrict a, const T* __restrict b, index_t ldb,
   }
   for (index_t o = 0; o < noffsets; ++o) {
     const T* shifted = b + offsets[o];
-    for (index_t i = 0; i < k; ++i, a += R) {
+    for (index_t i = 0; i < k; ++i, a += a_step) {
       const T* row = shifted + i * ldb;
       Vec<T> in[V];
 #pragma GCC unroll 8
@@ -132,19 +135,23 @@ inline void tile(const T* __restrict a, const T* __restrict b, index_t ldb,
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
-    for (int v = 0; v < V; ++v) std::memcpy(out + r * ldo + v * L, &acc[r][v], sizeof(acc[r][v]));
+    for (int v = 0; v < V; ++v) {
+      T* dst = out + r * ldo + v * L;
+      if constexpr (Accumulate) acc[r][v] += load(dst);
+      std::memcpy(dst, &acc[r][v], sizeof(acc[r][v]));
+    }
   }
 }
 
 // The last columns of a row of tiles: a tile of `vectors` vectors, V or fewer.
-template <typename T, int V>
-void tail(int vectors, const T* a, const T* b, index_t ldb, const index_t* offsets,
-          index_t noffsets, index_t k, T* out, index_t ldo) {
+template <typename T, int V, bool Accumulate>
+void tail(int vectors, const T* a, index_t a_step, const T* b, index_t ldb,
+          const index_t* offsets, index_t noffsets, index_t k, T* out, index_t ldo) {
   if constexpr (V > 0) {
     if (vectors == V) {
-      tile<T, V>(a, b, ldb, offsets, noffsets, k, out, ldo);
+      tile<T, V, Accumulate>(a, a_step, b, ldb, offsets, noffsets, k, out, ldo);
     } else {
-      tail<T, V - 1>(vectors, a, b, ldb, offsets, noffsets, k, out, ldo);
+      tail<T, V - 1, Accumulate>(vectors, a, a_step, b, ldb, offsets, noffsets, k, out, ldo);
     }
   }
 }
@@ -165,8 +172,38 @@ void product(const T* packed, index_t m, index_t k, const T* b, index_t ldb,
   for (index_t col = 0; col < q; col += V * L) {
     const int vectors = static_cast<int>(std::min<index_t>(V, (q - col + L - 1) / L));
     for (index_t t = 0; t < tiles; ++t) {
-      detail::tail<T, V>(vectors, packed + t * per_tile, b + col, ldb, offsets, noffsets, k,
-                         out + t * R * ldo + col, ldo);
+      detail::tail<T, V, false>(vectors, packed + t * per_tile, R, b + col, ldb, offsets,
+                                noffsets, k, out + t * R * ldo + col, ldo);
+    }
+  }
+}
+
+// For every offset o: out_o (m, n) += A_o^T * B, where A_o is rows [offsets[o], offsets[o] + q)
+// of A and B is rows [0, q) of B, both stored row-major (a row per position, leading dimensions
+// lda and ldb); out_o is the o-th (m, n) block of out. m must be a multiple of Tile::rows and n
+// of Tile::lanes. This is the grad weight's product: the inner dimension is the positions.
+// The positions go in chunks small enough for the chunk of B and the rows of A that the
+// offsets of one kernel row read to stay in the L1 cache; each tile is added to out once
+// per chunk.
+template <typename T>
+void add_shifted_products(const T* a, index_t lda, const index_t* offsets, index_t noffsets,
+                          const T* b, index_t ldb, index_t q, index_t m, index_t n, T* out) {
+  constexpr int R = Tile<T>::rows;
+  constexpr int V = Tile<T>::vectors;
+  constexpr int L = Tile<T>::lanes;
+  constexpr index_t kChunk = 64;
+  const index_t no_offset = 0;
+  for (index_t q0 = 0; q0 < q; q0 += kChunk) {
+    const index_t len = std::min(kChunk, q - q0);
+    for (index_t o = 0; o < noffsets; ++o) {
+      const T* rows = a + (q0 + offsets[o]) * lda;
+      for (index_t row = 0; row < m; row += R) {
+        for (index_t col = 0; col < n; col += V * L) {
+          const int vectors = static_cast<int>(std::min<index_t>(V, (n - col) / L));
+          detail::tail<T, V, true>(vectors, rows + row, lda, b + q0 * ldb + col, ldb,
+                                   &no_offset, 1, len, out + (o * m + row) * n + col, n);
+        }
+      }
     }
   }
 }

@@ -6,7 +6,7 @@ and PyTorch when it is installed, timed in one process on the same arrays.
     python benchmarks/bench_ops.py --skip-numpy    # faster: leave out the NumPy reference
 
 Each row: median milliseconds over --repeats runs (dlx and PyTorch take turns, so a slow
-moment of the machine hits both alike; the NumPy reference runs apart, see timed_apart),
+moment of the machine hits both alike; see timed and timed_apart),
 GFLOP/s of dlx and its share of NumPy's sgemm on 2048^3 at the same thread count, the ratios,
 and the peak extra memory of a dlx and a PyTorch forward + backward on resnet-block (the
 growth of the resident set in a child process, which sees C++ buffers as well as NumPy's).
@@ -50,12 +50,15 @@ def set_threads(n: int | None) -> None:
 
 
 def timed(fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each callable, run in turns after one warm-up each."""
-    for f in fns.values():
-        f()
+    """Median seconds of each callable over `repeats` turns. In each turn every callable runs
+    twice and its second run is timed: the first lets the previous implementation's OpenMP
+    threads, which spin for a while after their work, fall idle (run straight after PyTorch,
+    dlx's forward pass took up to 1.8x as long, and PyTorch's after dlx likewise), so each
+    timing sees its own implementation alone on the cores, as a training loop would."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, f in fns.items():
+            f()
             start = time.perf_counter()
             f()
             times[name].append(time.perf_counter() - start)

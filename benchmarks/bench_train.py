@@ -106,8 +106,12 @@ def main() -> None:
         times = {k: [] for k in runners}
         for f in runners.values():
             f(0)
+        # Each framework takes two steps in a row and the second is timed: the first lets the
+        # other framework's OpenMP threads, which spin for a while after their work, fall
+        # idle, so each timing sees its own framework alone on the cores.
         for i in range(args.steps):
             for k, f in runners.items():
+                f(i)
                 start = time.perf_counter()
                 f(i)
                 times[k].append(time.perf_counter() - start)

@@ -286,8 +286,8 @@ void widen(const T* dy, const Frame& f, index_t fn, const Shifted& s, T* padded)
   }
 }
 
-// The grad weight's operands are position-major: a row of `ld` elements per position (the
-// channels, or the filters, then zeros). Image x (C, H, W), zero-padded, as (length, ld)...
+// Image x (C, H, W), zero-padded, position-major: (length, ld), a row of ld elements per
+// position, the channels and then zeros. This is the grad weight's operand.
 template <typename T>
 void pad_image_transposed(const T* x, const Frame& f, const Window2d& win, const Shifted& s,
                           index_t ld, T* xt) {
@@ -299,20 +299,6 @@ void pad_image_transposed(const T* x, const Frame& f, const Window2d& win, const
     for (index_t c = 0; c < f.c; ++c) {
       const T* src = x + (c * f.h + h) * f.w;
       for (index_t w = 0; w < f.w; ++w) dst[w * ld + c] = src[w];
-    }
-  }
-}
-
-// ... and dy (FN, OH, OW) into (OH*Wp, ld), zeros in the thrown-away positions.
-template <typename T>
-void widen_transposed(const T* dy, const Frame& f, index_t fn, const Shifted& s, index_t ld,
-                      T* wide) {
-  std::fill(wide, wide + s.wide * ld, T(0));
-  for (index_t oh = 0; oh < f.oh; ++oh) {
-    T* dst = wide + oh * s.wp * ld;
-    for (index_t o = 0; o < fn; ++o) {
-      const T* src = dy + (o * f.oh + oh) * f.ow;
-      for (index_t ow = 0; ow < f.ow; ++ow) dst[ow * ld + o] = src[ow];
     }
   }
 }
@@ -349,9 +335,10 @@ void shifted_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, i
 }
 
 // dx (unless null) and dw; db is done by the caller. Both gradients run in the kernel of
-// shifted_kernel.h: dx as the forward pass does, and dW_k^T (C, FN) += Xslice * dY_wide^T with
-// both operands position-major, so that the channels are the kernel's rows and the filters its
-// vectors. dW partials are per thread and summed in thread order.
+// shifted_kernel.h: dx as the forward pass does, and dW_k (FN, C) += dY_wide * Xslice^T with
+// the image position-major, so that the filters are the kernel's rows and the channels its
+// vectors. Each image's dY_wide serves both. dW partials are per thread and summed in thread
+// order.
 template <typename T>
 void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Frame& f,
                       index_t fn, const Window2d& win, bool parallel) {
@@ -369,9 +356,9 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
       dx ? shifted::pack<T>(s.offsets, f.c, fn,
                             [&](index_t k, index_t c, index_t o) { return w[(o * f.c + c) * s.offsets + k]; })
          : std::vector<T>();
-  const index_t channels = shifted::padded_rows<T>(f.c);
-  const index_t filters = shifted::padded_columns<T>(fn);
-  const index_t weights = s.offsets * channels * filters;
+  const index_t filters = shifted::padded_rows<T>(fn);
+  const index_t channels = shifted::padded_columns<T>(f.c);
+  const index_t weights = s.offsets * filters * channels;
   std::vector<T> partial(static_cast<size_t>(omp_get_max_threads()) * weights, T(0));
   int team = 1;
 #pragma omp parallel if (parallel)
@@ -380,18 +367,19 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
     team = omp_get_num_threads();
     T* mine = partial.data() + static_cast<index_t>(omp_get_thread_num()) * weights;
     T* xt = scratch<T>(0, s.length * channels);
-    T* wide_t = scratch<T>(1, s.wide * filters);
-    T* padded = scratch<T>(2, dx ? fn * s.dlength : 0);
-    T* dxp = scratch<T>(3, dx ? channels * s.dspan : 0);
+    T* padded = scratch<T>(1, filters * s.dlength);
+    T* dxp = scratch<T>(2, dx ? shifted::padded_rows<T>(f.c) * s.dspan : 0);
+    // The kernel's rows past the last filter read zeros.
+    std::fill(padded + fn * s.dlength, padded + filters * s.dlength, T(0));
 #pragma omp for schedule(static)
     for (index_t n = 0; n < f.n; ++n) {
       const T* grad = dy + n * fn * f.out_plane();
       pad_image_transposed(x + n * f.c * f.plane(), f, win, s, channels, xt);
-      widen_transposed(grad, f, fn, s, filters, wide_t);
-      shifted::add_shifted_products(xt, channels, forward_offsets.data(), s.offsets, wide_t,
-                                    filters, s.wide, channels, filters, mine);
-      if (!dx) continue;
       widen(grad, f, fn, s, padded);
+      shifted::add_shifted_products(padded + s.reach, s.dlength, xt, channels,
+                                    forward_offsets.data(), s.offsets, s.wide, filters, channels,
+                                    mine);
+      if (!dx) continue;
       // Only the rows of dXpad inside the padding: the padding's gradient is thrown away.
       shifted::product(packed.data(), f.c, fn, padded + s.inner, s.dlength, offsets.data(),
                        s.offsets, f.h * s.wp, dxp, s.dspan);
@@ -407,7 +395,7 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
   for (index_t o = 0; o < fn; ++o) {
     for (index_t c = 0; c < f.c; ++c) {
       for (index_t k = 0; k < s.offsets; ++k) {
-        dw[(o * f.c + c) * s.offsets + k] = partial[(k * channels + c) * filters + o];
+        dw[(o * f.c + c) * s.offsets + k] = partial[(k * filters + o) * channels + c];
       }
     }
   }

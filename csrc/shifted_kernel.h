@@ -101,32 +101,46 @@ inline Vec<T> load(const T* p) {
   return v;
 }
 
-// One tile: out rows [0, R) and columns [0, V * lanes), over k steps of each offset. Step i of
-// offset o multiplies R elements of A, at a[0..R) after the steps before it (a moves on by
-// a_step a step), with V vectors of B from b + offsets[o] + i * ldb. The tile is written to
-// out, or added to it.
+// Where one tile's operands and results lie. Step i of offset o multiplies R elements of A,
+// a[r * a_row] for row r (a moves on by a_step a step), with V vectors of B, vector v at
+// b + offsets[o] + i * ldb + v * b_vector; result (r, v) goes to out + r * ldo + v * out_vector.
+// Side by side in B and out (b_vector = out_vector = lanes), the V vectors are V * lanes
+// columns of one product; one row apart in B and one block apart in out, they are the same
+// columns of V products whose offsets follow each other.
+template <typename T>
+struct TileArgs {
+  const T* a;
+  index_t a_step, a_row;
+  const T* b;
+  index_t ldb, b_vector;
+  const index_t* offsets;
+  index_t noffsets, steps;
+  T* out;
+  index_t ldo, out_vector;
+};
+
+// One tile of R x V vectors, written to out or added to it.
 template <typename T, int V, bool Accumulate>
-inline void tile(const T* __restrict a, index_t a_step, const T* __restrict b, index_t ldb,
-                 const index_t* __restrict offsets, index_t noffsets, index_t k,
-                 T* __restrict out, index_t ldo) {
+inline void tile(const TileArgs<T>& t) {
   constexpr int R = Tile<T>::rows;
-  constexpr int L = Tile<T>::lanes;
+  const T* __restrict a = t.a;
+  const index_t a_step = t.a_step, a_row = t.a_row, ldb = t.ldb, b_vector = t.b_vector;
   Vec<T> acc[R][V];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) acc[r][v] = Vec<T>{};
   }
-  for (index_t o = 0; o < noffsets; ++o) {
-    const T* shifted = b + offsets[o];
-    for (index_t i = 0; i < k; ++i, a += a_step) {
+  for (index_t o = 0; o < t.noffsets; ++o) {
+    const T* __restrict shifted = t.b + t.offsets[o];
+    for (index_t i = 0; i < t.steps; ++i, a += a_step) {
       const T* row = shifted + i * ldb;
       Vec<T> in[V];
 #pragma GCC unroll 8
-      for (int v = 0; v < V; ++v) in[v] = load(row + v * L);
+      for (int v = 0; v < V; ++v) in[v] = load(row + v * b_vector);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        const Vec<T> weight = a[r] - Vec<T>{};  // broadcast
+        const Vec<T> weight = a[r * a_row] - Vec<T>{};  // broadcast
 #pragma GCC unroll 8
         for (int v = 0; v < V; ++v) acc[r][v] += weight * in[v];
       }
@@ -136,22 +150,21 @@ inline void tile(const T* __restrict a, index_t a_step, const T* __restrict b, i
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) {
-      T* dst = out + r * ldo + v * L;
+      T* dst = t.out + r * t.ldo + v * t.out_vector;
       if constexpr (Accumulate) acc[r][v] += load(dst);
       std::memcpy(dst, &acc[r][v], sizeof(acc[r][v]));
     }
   }
 }
 
-// The last columns of a row of tiles: a tile of `vectors` vectors, V or fewer.
+// A tile of `vectors` vectors, V or fewer.
 template <typename T, int V, bool Accumulate>
-void tail(int vectors, const T* a, index_t a_step, const T* b, index_t ldb,
-          const index_t* offsets, index_t noffsets, index_t k, T* out, index_t ldo) {
+void tile_of(int vectors, const TileArgs<T>& t) {
   if constexpr (V > 0) {
     if (vectors == V) {
-      tile<T, V, Accumulate>(a, a_step, b, ldb, offsets, noffsets, k, out, ldo);
+      tile<T, V, Accumulate>(t);
     } else {
-      tail<T, V - 1, Accumulate>(vectors, a, a_step, b, ldb, offsets, noffsets, k, out, ldo);
+      tile_of<T, V - 1, Accumulate>(vectors, t);
     }
   }
 }
@@ -172,38 +185,60 @@ void product(const T* packed, index_t m, index_t k, const T* b, index_t ldb,
   for (index_t col = 0; col < q; col += V * L) {
     const int vectors = static_cast<int>(std::min<index_t>(V, (q - col + L - 1) / L));
     for (index_t t = 0; t < tiles; ++t) {
-      detail::tail<T, V, false>(vectors, packed + t * per_tile, R, b + col, ldb, offsets,
-                                noffsets, k, out + t * R * ldo + col, ldo);
+      detail::tile_of<T, V, false>(
+          vectors, {packed + t * per_tile, R, 1, b + col, ldb, L, offsets, noffsets, k,
+                    out + t * R * ldo + col, ldo, L});
     }
   }
 }
 
-// For every offset o: out_o (m, n) += A_o^T * B, where A_o is rows [offsets[o], offsets[o] + q)
-// of A and B is rows [0, q) of B, both stored row-major (a row per position, leading dimensions
-// lda and ldb); out_o is the o-th (m, n) block of out. m must be a multiple of Tile::rows and n
-// of Tile::lanes. This is the grad weight's product: the inner dimension is the positions.
-// The positions go in chunks small enough for the chunk of B and the rows of A that the
-// offsets of one kernel row read to stay in the L1 cache; each tile is added to out once
-// per chunk.
+// For every offset o: out_o (m, n) += A (m, q) * B_o (q, n). A is row-major, rows lda apart;
+// B_o is rows [offsets[o], offsets[o] + q) of B, a row per position, rows ldb apart; out_o is
+// the o-th (m, n) block of out. m must be a multiple of Tile::rows (A having that many rows)
+// and n of Tile::lanes. This is the grad weight's product, whose inner dimension is the
+// positions: A is dy (filters, positions) and B the image position-major (positions,
+// channels). The positions go in chunks, so that the chunk of A and the rows of B that one
+// kernel row's offsets read stay in the L1 cache; each tile is added to out once a chunk.
+// With fewer than Tile::vectors vectors in a row of out, a tile takes one vector of each of
+// up to Tile::vectors products whose offsets follow each other (a kernel row's): they share
+// A's broadcast elements, which would otherwise cost a load for every multiply-add.
 template <typename T>
-void add_shifted_products(const T* a, index_t lda, const index_t* offsets, index_t noffsets,
-                          const T* b, index_t ldb, index_t q, index_t m, index_t n, T* out) {
+void add_shifted_products(const T* a, index_t lda, const T* b, index_t ldb,
+                          const index_t* offsets, index_t noffsets, index_t q, index_t m,
+                          index_t n, T* out) {
   constexpr int R = Tile<T>::rows;
   constexpr int V = Tile<T>::vectors;
   constexpr int L = Tile<T>::lanes;
   constexpr index_t kChunk = 64;
   const index_t no_offset = 0;
+  const bool by_offsets = n < V * L;
   for (index_t q0 = 0; q0 < q; q0 += kChunk) {
     const index_t len = std::min(kChunk, q - q0);
-    for (index_t o = 0; o < noffsets; ++o) {
-      const T* rows = a + (q0 + offsets[o]) * lda;
+    for (index_t o = 0; o < noffsets;) {
+      // The run of offsets that follow offsets[o], up to V of them.
+      index_t run = 1;
+      while (by_offsets && run < V && o + run < noffsets && offsets[o + run] == offsets[o] + run) {
+        ++run;
+      }
+      const T* rows = b + (q0 + offsets[o]) * ldb;
       for (index_t row = 0; row < m; row += R) {
-        for (index_t col = 0; col < n; col += V * L) {
-          const int vectors = static_cast<int>(std::min<index_t>(V, (n - col) / L));
-          detail::tail<T, V, true>(vectors, rows + row, lda, b + q0 * ldb + col, ldb,
-                                   &no_offset, 1, len, out + (o * m + row) * n + col, n);
+        const T* broadcast = a + row * lda + q0;
+        T* dst = out + (o * m + row) * n;
+        if (by_offsets) {
+          for (index_t col = 0; col < n; col += L) {
+            detail::tile_of<T, V, true>(static_cast<int>(run),
+                                        {broadcast, 1, lda, rows + col, ldb, ldb, &no_offset, 1,
+                                         len, dst + col, n, m * n});
+          }
+        } else {
+          for (index_t col = 0; col < n; col += V * L) {
+            const int vectors = static_cast<int>(std::min<index_t>(V, (n - col) / L));
+            detail::tile_of<T, V, true>(vectors, {broadcast, 1, lda, rows + col, ldb, L,
+                                                  &no_offset, 1, len, dst + col, n, L});
+          }
         }
       }
+      o += run;
     }
   }
 }

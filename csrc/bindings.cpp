@@ -17,6 +17,7 @@
 #include "batchnorm.h"
 #include "blas.h"
 #include "conv.h"
+#include "optim.h"
 #include "pool.h"
 
 namespace py = pybind11;
@@ -240,6 +241,26 @@ Array<T> relu_backward(const Array<T>& dy, const Array<T>& y) {
   return dx;
 }
 
+// Adam's update of param, m and v in place (see optim.h); the arrays are the caller's own.
+template <typename T>
+void adam_step(Array<T>& param, const Array<T>& grad, Array<T>& m, Array<T>& v, T beta1, T beta2,
+               T lr_t, T v_scale, T eps) {
+  for (const auto& [a, name] : {std::pair<const py::array*, const char*>{&grad, "grad"},
+                                {&m, "m"},
+                                {&v, "v"}}) {
+    if (a->ndim() != param.ndim() ||
+        !std::equal(a->shape(), a->shape() + a->ndim(), param.shape())) {
+      dlx::fail(name, " must have the shape of param ", shape_of(param), ", got ", shape_of(*a));
+    }
+  }
+  T* p = param.mutable_data();
+  T* first = m.mutable_data();
+  T* second = v.mutable_data();
+  py::gil_scoped_release release;
+  dlx::adam_step(p, grad.data(), first, second, static_cast<index_t>(param.size()), beta1, beta2,
+                 lr_t, v_scale, eps);
+}
+
 // (N, C, S) of a BatchNorm input: (N, C) or (N, C, H, W).
 std::tuple<index_t, index_t, index_t> channels_of(const py::array& x) {
   if (x.ndim() != 2 && x.ndim() != 4) dlx::fail("x must be (N, C) or (N, C, H, W), got shape ", shape_of(x));
@@ -354,6 +375,12 @@ PYBIND11_MODULE(_core, m) {
   def_both(m, "relu_backward", &relu_backward<float>, &relu_backward<double>,
            "dy, y (same shape) -> dy where y > 0, else 0.", py::arg("dy").noconvert(),
            py::arg("y").noconvert());
+
+  def_both(m, "adam_step", &adam_step<float>, &adam_step<double>,
+           "Adam's update of param, m and v in place from grad (all of one shape and dtype).",
+           py::arg("param").noconvert(), py::arg("grad").noconvert(), py::arg("m").noconvert(),
+           py::arg("v").noconvert(), py::arg("beta1"), py::arg("beta2"), py::arg("lr_t"),
+           py::arg("v_scale"), py::arg("eps"));
 
   def_both(m, "batch_norm_stats", &batch_norm_stats<float>, &batch_norm_stats<double>,
            "x (N, C) or (N, C, H, W) -> (mean, biased var) per channel.", py::arg("x").noconvert());

@@ -210,10 +210,8 @@ void sum_partials(std::vector<T>& partial, int team, index_t size) {
 //   grad input   dXpad (C, Hp*Wp)    = sum over offsets k of W_k^T (C, FN) * dY_wide shifted
 //                                      right by off_k
 // where W_k is the (FN, C) matrix of the weights at offset k and dY_wide is dy with zeros in
-// the thrown-away columns. Forward and grad input run in the register-blocked kernel of
-// shifted_kernel.h; grad weight, a product with a long inner dimension (the positions), is
-// one BLAS GEMM per offset. None of them reads a column matrix: the image is read in place
-// of KH*KW copies of it.
+// the thrown-away columns. All three run in the register-blocked kernel of shifted_kernel.h,
+// and none reads a column matrix: the image is read in place of KH*KW copies of it.
 
 // Input channels from which this route's backward pass beats im2col's. Its forward pass won
 // from C = 1 (2-4x at C = 1..4), but its grad weight at C < 4 is a set of matrix-vector

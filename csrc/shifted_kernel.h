@@ -1,20 +1,21 @@
-// The register-blocked kernel of the shifted convolution (see conv.cpp):
+// The register-blocked kernel of the shifted convolution (see conv.cpp), for products of the
+// form
 //
 //   out (M, Q) = sum over offsets k of A_k (M, K) * B[:, off_k : off_k + Q]
 //
 // where B is a matrix whose rows are ldb apart. The forward pass and the grad input of a
-// stride-1 convolution both have this form (M = FN, K = C, and the other way round). One GEMM
-// per offset would write all of `out` KH*KW times, and with K = C = 16..64 OpenBLAS's kernels
-// spend much of their time packing such thin operands; this kernel keeps a tile of `out`
-// (rows x vectors*lanes) in registers through every offset and every k, loads each input
-// vector once per tile for `rows` multiply-adds, and writes each output once. It ran 1.2-1.5x
-// faster than the per-offset GEMMs on the course's layers, as oneDNN's direct convolution
-// runs faster than its GEMM one.
+// stride-1 convolution have this form (M = FN, K = C, and the other way round), and the grad
+// weight a transposed one (add_shifted_products). One GEMM per offset would write all of
+// `out` KH*KW times, and with 16 to 64 channels OpenBLAS's kernels spend much of their time
+// packing such thin operands; this kernel keeps a tile of `out` (rows x vectors*lanes) in
+// registers through every offset and every k, loads each input vector once per tile for
+// `rows` multiply-adds, and writes each output once. It ran 1.2-2x faster than the per-offset
+// GEMMs on the course's layers, as oneDNN's direct convolution runs faster than its GEMM one.
 //
 // It is written with GCC/Clang vector extensions: the build targets the machine's CPU, and
 // the compiler maps each vector onto its widest registers, so the same code is AVX-512, AVX2,
 // SSE or NEON. The tile is sized to the register file: rows*vectors accumulators, `vectors`
-// inputs and one broadcast weight.
+// inputs and one broadcast element. scripts/other_isas.sh tests the builds for 16 registers.
 #pragma once
 
 #include <algorithm>

@@ -209,7 +209,51 @@ CASES = {
         TypeError,
         r"size must be an int, got float",
     ),
+    "adam-grad-dtype": (
+        lambda: _adam(grad=np.zeros(5)),
+        TypeError,
+        r"grad has dtype float64 but param has dtype float32",
+    ),
+    "adam-m-shape": (
+        lambda: _adam(m=np.zeros(4, np.float32)),
+        ValueError,
+        r"m must have shape \(5,\), got \(4,\)",
+    ),
+    "adam-param-int": (
+        lambda: _adam(param=np.zeros(5, np.int32)),
+        TypeError,
+        r"param must be float32 or float64, got dtype int32",
+    ),
+    "adam-v-strided": (
+        lambda: _adam(v=np.zeros(10, np.float32)[::2]),
+        ValueError,
+        r"v is updated in place and must be a C-contiguous, writeable array",
+    ),
+    "adam-param-read-only": (
+        lambda: _adam(param=_read_only(np.zeros(5, np.float32))),
+        ValueError,
+        r"param is updated in place",
+    ),
+    "adam-lr-string": (
+        lambda: _adam(lr_t="0.1"),
+        TypeError,
+        r"lr_t must be a number, got str",
+    ),
 }
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
+def _adam(**given):
+    """ops.adam_step on five float32 elements, with the arguments in `given` replaced."""
+    arrays = {k: np.zeros(5, np.float32) for k in ("param", "grad", "m", "v")}
+    scalars = {"beta1": 0.9, "beta2": 0.999, "lr_t": 1e-3, "v_scale": 1.0, "eps": 1e-8}
+    arrays.update({k: v for k, v in given.items() if k in arrays})
+    scalars.update({k: v for k, v in given.items() if k in scalars})
+    ops.adam_step(*arrays.values(), **scalars)
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -208,6 +208,47 @@ def test_relu(rng, dtype, shape):
             np.testing.assert_array_equal(dx, expected_dx)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [0, 1, 17, 70001])
+def test_adam_step_bit_for_bit(rng, dtype, size):
+    """The fused C++ Adam update and the NumPy reference agree bit for bit after every step,
+    steps with zero gradient included, where moments decay into the subnormal range and
+    both must flush them to 0; the 70,001 elements run on several threads."""
+    tiny = np.finfo(dtype).tiny
+    start = {
+        "param": rng.standard_normal(size).astype(dtype),
+        "m": rng.standard_normal(size).astype(dtype),
+        "v": rng.random(size).astype(dtype),
+    }
+    start["m"][::3] = tiny * 1.05  # subnormal after one decay by 0.9
+    start["v"][1::3] = tiny * 1.0005  # after one decay by 0.999
+    states = {backend: {k: a.copy() for k, a in start.items()} for backend in ("cpp", "numpy")}
+    for t in range(1, 5):
+        grad = rng.standard_normal(size).astype(dtype) if t % 2 == 0 else np.zeros(size, dtype)
+        for backend, state in states.items():
+            with ops.use_backend(backend):
+                ops.adam_step(
+                    state["param"],
+                    grad,
+                    state["m"],
+                    state["v"],
+                    beta1=0.9,
+                    beta2=0.999,
+                    lr_t=1e-3 / (1 - 0.9**t),
+                    v_scale=1 / (1 - 0.999**t),
+                    eps=1e-8,
+                )
+        for name in start:
+            np.testing.assert_array_equal(states["cpp"][name], states["numpy"][name])
+            assert states["cpp"][name].dtype == dtype
+            magnitude = np.abs(states["cpp"][name])
+            assert not np.any((magnitude > 0) & (magnitude < tiny)), f"{name} holds subnormals"
+        if t == 1:  # zero gradient: the tiny moments decayed and were flushed
+            assert np.all(states["cpp"]["m"][::3] == 0) and np.all(states["cpp"]["v"][1::3] == 0)
+    if size:
+        assert not np.array_equal(states["cpp"]["param"], start["param"])
+
+
 def naive_batch_norm(x, gamma, beta, eps, dy):
     """Per channel, with the channel's values gathered into one flat vector."""
     y, dx = np.zeros(x.shape), np.zeros(x.shape)

@@ -91,6 +91,8 @@ def test_bad_optimizer_arguments():
         optim.get_optimizer("lbfgs")
     with pytest.raises(ValueError, match=r"gradient of 'w' has shape \(2,\), parameter \(3,\)"):
         optim.SGD().update({"w": np.ones(3)}, {"w": np.ones(2)})
+    with pytest.raises(TypeError, match=r"gradient of 'w' has dtype float64, parameter float32"):
+        optim.Adam().update({"w": np.ones(3, np.float32)}, {"w": np.ones(3)})
 
 
 def _net(weight_decay, regularization="l2"):

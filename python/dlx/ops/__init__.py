@@ -1,9 +1,10 @@
-"""Convolution and pooling kernels: one checked front over two backends.
+"""The kernels (convolution, pooling, ReLU, BatchNorm, the Adam update): one checked front over
+two backends.
 
 Every function here checks its arguments (raising ``TypeError`` or ``ValueError`` that name
 the argument and what it got), then runs on the active backend:
 
-- ``"cpp"`` (the default): dlx's C++ kernels, im2col + OpenBLAS GEMM, OpenMP over the batch.
+- ``"cpp"`` (the default): dlx's C++ kernels, OpenMP over the batch.
 - ``"numpy"``: :mod:`dlx.ops.reference`, the readable NumPy version of the same math.
 
 Both take and return NCHW arrays of float32 or float64, and the output has the input's dtype:
@@ -29,6 +30,7 @@ import numpy as np
 from . import _checks, reference
 
 __all__ = [
+    "adam_step",
     "avg_pool2d",
     "avg_pool2d_backward",
     "backend",
@@ -341,3 +343,42 @@ def batch_norm_backward(dy, x, mean, inv_std, gamma):
     return _run(
         "batch_norm_backward", dy, x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma)
     )
+
+
+def adam_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    *,
+    beta1: float,
+    beta2: float,
+    lr_t: float,
+    v_scale: float,
+    eps: float,
+) -> None:
+    """One Adam update of ``param`` and its moments ``m`` and ``v``, all in place::
+
+        m = beta1 * m + (1 - beta1) * grad;   v = beta2 * v + (1 - beta2) * grad**2
+        param -= lr_t * m / (sqrt(v * v_scale) + eps)
+
+    ``lr_t`` is the learning rate times the first moment's bias correction, ``v_scale`` the
+    second moment's (see :class:`dlx.optim.Adam`); moments that decay below the smallest
+    normal float become 0. All four arrays have one shape and dtype; the three updated in
+    place must be C-contiguous and writeable. The C++ kernel and the NumPy reference agree bit
+    for bit.
+    """
+    param = _checks.float_array(param, "param")
+    for name, a in (("grad", grad), ("m", m), ("v", v)):
+        _checks.same_dtype(name, _checks.float_array(a, name), "param", param)
+        _checks.expect_shape(a, name, param.shape)
+    for name, a in (("param", param), ("m", m), ("v", v)):
+        if not (a.flags.c_contiguous and a.flags.writeable):
+            raise ValueError(
+                f"{name} is updated in place and must be a C-contiguous, writeable array"
+            )
+    scalars = {"beta1": beta1, "beta2": beta2, "lr_t": lr_t, "v_scale": v_scale, "eps": eps}
+    for name, value in scalars.items():
+        if not isinstance(value, (int, float, np.floating)) or isinstance(value, bool):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    _run("adam_step", param, grad, m, v, *(float(x) for x in scalars.values()))

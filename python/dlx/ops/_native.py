@@ -65,3 +65,7 @@ def batch_norm_apply(x, mean, inv_std, gamma, beta):
 
 def batch_norm_backward(dy, x, mean, inv_std, gamma):
     return _core.batch_norm_backward(dy, x, mean, inv_std, gamma)
+
+
+def adam_step(param, grad, m, v, beta1, beta2, lr_t, v_scale, eps):
+    _core.adam_step(param, grad, m, v, beta1, beta2, lr_t, v_scale, eps)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "adam_step",
     "avg_pool2d",
     "avg_pool2d_backward",
     "batch_norm_apply",
@@ -247,3 +248,25 @@ def batch_norm_backward(dy, x, mean, inv_std, gamma):
     scale = _per_channel(gamma * inv_std / x.dtype.type(m), x)
     dx = scale * (m * dy - _per_channel(dbeta, x) - xhat * _per_channel(dgamma, x))
     return dx, dgamma, dbeta
+
+
+def _decay(state, rate):
+    """``state *= rate``, then what fell below the smallest normal float set to 0 (see
+    :meth:`dlx.optim.Optimizer._decay`: subnormal moments make every later step slow)."""
+    state *= rate
+    np.copyto(state, 0, where=np.abs(state) < np.finfo(state.dtype).tiny)
+
+
+def adam_step(param, grad, m, v, beta1, beta2, lr_t, v_scale, eps):
+    """Adam's update, in place: the moments m and v move towards the gradient and its square,
+    then param steps by lr_t * m / (sqrt(v * v_scale) + eps). lr_t holds the first moment's
+    bias correction, v_scale the second's. Every operation is in param's dtype."""
+    dtype = param.dtype.type
+    beta1, beta2 = dtype(beta1), dtype(beta2)
+    _decay(m, beta1)
+    m += (1 - beta1) * grad
+    _decay(v, beta2)
+    v += (1 - beta2) * grad * grad
+    step = np.sqrt(v * dtype(v_scale))
+    step += dtype(eps)
+    param -= dtype(lr_t) * m / step

@@ -52,9 +52,9 @@ def set_threads(n: int | None) -> None:
 def timed(fns: dict, repeats: int) -> dict[str, float]:
     """Median seconds of each callable over `repeats` turns. In each turn every callable runs
     twice and its second run is timed: the first lets the previous implementation's OpenMP
-    threads, which spin for a while after their work, fall idle (run straight after PyTorch,
-    dlx's forward pass took up to 1.8x as long, and PyTorch's after dlx likewise), so each
-    timing sees its own implementation alone on the cores, as a training loop would."""
+    threads, which spin for a while after their work, fall idle (measured here: straight after
+    PyTorch, dlx's forward pass took up to 1.8x as long; after dlx, PyTorch's steps up to 1.3x),
+    so each timing sees its own implementation alone on the cores, as a training loop would."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, f in fns.items():

@@ -210,7 +210,9 @@ void add_shifted_products(const T* a, index_t lda, const T* b, index_t ldb,
   constexpr int R = Tile<T>::rows;
   constexpr int V = Tile<T>::vectors;
   constexpr int L = Tile<T>::lanes;
-  constexpr index_t kChunk = 64;
+  // Positions a chunk: 128 ran 6% faster than 64 on deepconv-b's grad weight, and 256 12%
+  // slower on resnet-block's.
+  constexpr index_t kChunk = 128;
   const index_t no_offset = 0;
   const bool by_offsets = n < V * L;
   for (index_t q0 = 0; q0 < q; q0 += kChunk) {

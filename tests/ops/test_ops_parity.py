@@ -121,7 +121,8 @@ STRIDE1_GRID = list(itertools.product(KERNELS, [(1, 1)], PADS))
 # (C, FN, (H, W)): the shifted route's forward from one channel, its backward from four; filter
 # and channel counts that fill the kernel's row tiles (multiples of 8) and that leave them part
 # empty; images narrow enough for a single tile of columns and wide enough for several and a
-# part-filled last one. From 32 channels in and out the grad weight runs channel-major.
+# part-filled last one. With fewer channels than fill the kernel's 3 vectors (48 floats with
+# AVX-512) the grad weight runs a kernel row's offsets in one tile.
 SHIFTED_CASES = [
     (8, 5, (6, 7)),
     (32, 32, (6, 7)),

@@ -13,8 +13,8 @@
 //                each item owns the dx planes it writes.
 //
 // Shifted route (stride 1; C >= 4 for the backward pass): one image per item, no column
-// matrix, and a register-blocked kernel in place of GEMMs for the forward pass and the grad
-// input; see "Stride-1 convolution by shifted slices" below.
+// matrix, and a register-blocked kernel in place of GEMMs for the forward pass and both
+// gradients; see "Stride-1 convolution by shifted slices" below.
 //
 // Grad-weight partials are summed in thread order, so results repeat bit for bit at a fixed
 // thread count.

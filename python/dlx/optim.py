@@ -70,9 +70,9 @@ class Optimizer:
         geometrically into the subnormal range, where the CPU takes a slow microcode assist
         for every operation on it: after three epochs of SimpleConvNet a quarter of Adam's
         first moment was subnormal and the epochs ran 1.6 times slower. A moment that small
-        changes no step by a representable amount, so zero is as good."""
-        state *= rate
-        np.copyto(state, 0, where=np.abs(state) < np.finfo(state.dtype).tiny)
+        changes no step by a representable amount, so zero is as good. (The same function
+        serves the NumPy reference of the fused Adam update.)"""
+        ops.reference.decay(state, rate)
 
     def _slot(self, key: str, name: str, like: np.ndarray) -> np.ndarray:
         slots = self.state.setdefault(key, {})

@@ -250,9 +250,9 @@ def batch_norm_backward(dy, x, mean, inv_std, gamma):
     return dx, dgamma, dbeta
 
 
-def _decay(state, rate):
-    """``state *= rate``, then what fell below the smallest normal float set to 0 (see
-    :meth:`dlx.optim.Optimizer._decay`: subnormal moments make every later step slow)."""
+def decay(state, rate):
+    """``state *= rate`` in place, then what fell below the smallest normal float set to 0
+    (see :meth:`dlx.optim.Optimizer._decay`: subnormal moments make every later step slow)."""
     state *= rate
     np.copyto(state, 0, where=np.abs(state) < np.finfo(state.dtype).tiny)
 
@@ -263,9 +263,9 @@ def adam_step(param, grad, m, v, beta1, beta2, lr_t, v_scale, eps):
     bias correction, v_scale the second's. Every operation is in param's dtype."""
     dtype = param.dtype.type
     beta1, beta2 = dtype(beta1), dtype(beta2)
-    _decay(m, beta1)
+    decay(m, beta1)
     m += (1 - beta1) * grad
-    _decay(v, beta2)
+    decay(v, beta2)
     v += (1 - beta2) * grad * grad
     step = np.sqrt(v * dtype(v_scale))
     step += dtype(eps)

@@ -130,6 +130,21 @@ Array<T> conv2d_forward(const Array<T>& x, const Array<T>& w, std::optional<Arra
 }
 
 template <typename T>
+py::dict conv2d_algorithms(const Array<T>& x, const Array<T>& w, index_t sh, index_t sw,
+                           index_t ph, index_t pw) {
+  check_ndim(w, 4, "w");
+  const Window2d win = make_window(w.shape(2), w.shape(3), sh, sw, ph, pw);
+  const Frame f = frame_of(x, win);
+  if (w.shape(1) != f.c) dlx::fail("w has ", w.shape(1), " input channels but x has ", f.c);
+  const dlx::ConvAlgorithms a = dlx::conv2d_algorithms<T>(f, w.shape(0), win);
+  py::dict names;
+  names["forward"] = a.forward;
+  names["grad_weight"] = a.grad_weight;
+  names["grad_input"] = a.grad_input;
+  return names;
+}
+
+template <typename T>
 std::tuple<std::optional<Array<T>>, Array<T>, Array<T>> conv2d_backward(
     const Array<T>& dy, const Array<T>& x, const Array<T>& w, index_t sh, index_t sw, index_t ph,
     index_t pw, bool input_grad) {
@@ -352,6 +367,10 @@ PYBIND11_MODULE(_core, m) {
            py::arg("dy").noconvert(), py::arg("x").noconvert(), py::arg("w").noconvert(),
            py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"),
            py::arg("input_grad") = true);
+  def_both(m, "conv2d_algorithms", &conv2d_algorithms<float>, &conv2d_algorithms<double>,
+           "x, w -> {'forward', 'grad_weight', 'grad_input'}: the algorithm of each product.",
+           py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("sh"), py::arg("sw"),
+           py::arg("ph"), py::arg("pw"));
   def_both(m, "max_pool2d_forward", &max_pool2d_forward<float>, &max_pool2d_forward<double>,
            "x (N, C, H, W) -> (y, argmax), argmax as int64 indices into each H*W plane.",
            py::arg("x").noconvert(), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),

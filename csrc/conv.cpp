@@ -29,6 +29,7 @@
 #include "blas.h"
 #include "im2col.h"
 #include "shifted_kernel.h"
+#include "transpose.h"
 
 namespace dlx {
 namespace {
@@ -201,17 +202,21 @@ void sum_partials(std::vector<T>& partial, int team, index_t size) {
 // -- Stride-1 convolution by shifted slices ------------------------------------------------
 //
 // At stride 1 the unfolding can be skipped. Zero-pad one image into a (C, Hp*Wp) buffer, Hp
-// = H + 2*PH and Wp = W + 2*PW, and compute each output row Wp positions wide (the last KW-1
-// of them wrap around into the next row and are thrown away). Then the inputs that kernel
-// offset (ki, kj) reads at every output position form one contiguous slice of each channel,
-// starting at off_k = ki*Wp + kj, and
+// = H + 2*PH, each row PW zeros and then the W inputs: Wp = W + PW, as the zeros at the start
+// of a row are also the right-hand padding of the row before (Wp = OW if that is more, when
+// PW >= KW). Compute each output row Wp positions wide (the last Wp - OW of them wrap around
+// into the next row and are thrown away). Then the inputs that kernel offset (ki, kj) reads
+// at every output position form one contiguous slice of each channel, starting at
+// off_k = ki*Wp + kj, and
 //   forward      Y_wide (FN, OH*Wp)  = sum over offsets k of W_k (FN, C) * Xpad[:, k slice]
 //   grad weight  dW_k (FN, C)       += dY_wide * Xpad[:, k slice]^T
 //   grad input   dXpad (C, Hp*Wp)    = sum over offsets k of W_k^T (C, FN) * dY_wide shifted
 //                                      right by off_k
 // where W_k is the (FN, C) matrix of the weights at offset k and dY_wide is dy with zeros in
-// the thrown-away columns. All three run in the register-blocked kernel of shifted_kernel.h,
-// and none reads a column matrix: the image is read in place of KH*KW copies of it.
+// the thrown-away columns. All three run in the register-blocked kernels of shifted_kernel.h,
+// and none reads a column matrix: the image is read in place of KH*KW copies of it. The grad
+// weight leaves the thrown-away columns out of its sum; the forward pass and the grad input
+// compute them unless tiled by positions (see tile_by_positions).
 
 // Input channels from which this route's backward pass beats im2col's (measured with AVX-512:
 // 1.4-2x at C = 4 and 6, 1.2-3.5x slower at C = 1..3). Its forward pass won from C = 1 (2-4x
@@ -234,7 +239,7 @@ struct Shifted {
 
 template <typename T>
 Shifted shifted_geometry(const Frame& f, const Window2d& win) {
-  const index_t wp = f.w + 2 * win.pw;
+  const index_t wp = std::max(f.w + win.pw, f.ow);
   const index_t reach = (win.kh - 1) * wp + win.kw - 1;
   const index_t wide = f.oh * wp;
   const index_t span = shifted::padded_columns<T>(wide);
@@ -245,15 +250,52 @@ Shifted shifted_geometry(const Frame& f, const Window2d& win) {
 }
 
 template <typename T>
-bool use_shifted(const Frame& f, const Window2d& win, index_t fn, int threads,
-                 index_t min_channels) {
-  if (win.sh != 1 || win.sw != 1 || f.c < min_channels || f.n < threads) return false;
+bool fits_shifted(const Frame& f, const Window2d& win, index_t fn) {
   const Shifted s = shifted_geometry<T>(f, win);
   // Each thread holds a padded image and a wide dy (backward: their gradients too): keep one
   // pair within the column budget, and the rows within the BLAS's 32-bit sizes; larger
   // images go the im2col route, in blocks of positions.
   return f.c * s.length + fn * s.dlength <= kColumnBudget && s.dlength <= kMaxBlasDim &&
          s.length <= kMaxBlasDim;
+}
+
+// Whether the product of m rows over positions in `lines` runs of `run`, each position a sum
+// of `steps` products (product() computing the positions as `columns` whole vectors), is
+// faster tile by positions than tile by rows: when it takes at least 5% fewer multiply-adds
+// (a tile by positions ran 5-8% slower for as many of them, on resnet-block), and there are
+// enough of them per position to pay for the transposed output (with C = 1 and a 5x5 kernel
+// it ran 25% slower for 14% fewer). See shifted::product_by_positions.
+template <typename T>
+bool tile_by_positions(index_t m, index_t steps, index_t lines, index_t run, index_t columns) {
+  constexpr index_t R = shifted::PositionTile<T>::rows;
+  const index_t pieces = ceil_div(run, R);
+  const index_t positions = lines * pieces * ceil_div(run, pieces);
+  const index_t by_positions = shifted::round_up(m, shifted::PositionTile<T>::lanes) * positions;
+  const index_t by_rows = shifted::padded_rows<T>(m) * columns;
+  return m > shifted::PositionTile<T>::lanes && steps >= 64 && 20 * by_positions < 19 * by_rows;
+}
+
+// The algorithms for one convolution: the shifted route at stride 1 for images of at least one
+// per thread that fit its buffers, its backward from kShiftedBackwardMinChannels, and each of
+// its products tiled by positions where that is faster.
+struct ShiftedPlan {
+  bool forward, backward;
+  bool forward_by_positions, grad_input_by_positions;
+};
+
+template <typename T>
+ShiftedPlan shifted_plan(const Frame& f, index_t fn, const Window2d& win, int threads) {
+  ShiftedPlan plan{false, false, false, false};
+  if (is_pointwise(win) || win.sh != 1 || win.sw != 1 || f.c < 1 || f.n < threads ||
+      !fits_shifted<T>(f, win, fn)) {
+    return plan;
+  }
+  const Shifted s = shifted_geometry<T>(f, win);
+  plan.forward = true;
+  plan.backward = f.c >= kShiftedBackwardMinChannels;
+  plan.forward_by_positions = tile_by_positions<T>(fn, f.c * s.offsets, f.oh, f.ow, s.span);
+  plan.grad_input_by_positions = tile_by_positions<T>(f.c, fn * s.offsets, f.h, f.w, s.dspan);
+  return plan;
 }
 
 // Image x (C, H, W) into the zero-padded (C, length) buffer xp.
@@ -292,39 +334,43 @@ void pad_image_transposed(const T* x, const Frame& f, const Window2d& win, const
                           index_t ld, T* xt) {
   std::fill(xt, xt + s.length * ld, T(0));
   // A row of the image at a time, so that its rows of xt stay in the L1 cache while every
-  // channel is written into them.
+  // channel is written into them: the (C, W) matrix of row h into (W, C).
   for (index_t h = 0; h < f.h; ++h) {
-    T* dst = xt + ((h + win.ph) * s.wp + win.pw) * ld;
-    for (index_t c = 0; c < f.c; ++c) {
-      const T* src = x + (c * f.h + h) * f.w;
-      for (index_t w = 0; w < f.w; ++w) dst[w * ld + c] = src[w];
-    }
+    transpose(x + h * f.w, f.plane(), f.c, f.w, xt + ((h + win.ph) * s.wp + win.pw) * ld, ld);
   }
 }
 
 template <typename T>
 void shifted_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, index_t fn,
-                     const Window2d& win, bool parallel) {
+                     const Window2d& win, bool by_positions, bool parallel) {
   const Shifted s = shifted_geometry<T>(f, win);
   std::vector<index_t> offsets(static_cast<size_t>(s.offsets));
   for (index_t k = 0; k < s.offsets; ++k) offsets[k] = s.offset(k, win);
   // A_k = W_k (FN, C).
-  const std::vector<T> packed = shifted::pack<T>(
-      s.offsets, fn, f.c, [&](index_t k, index_t o, index_t c) { return w[(o * f.c + c) * s.offsets + k]; });
+  const auto weight = [&](index_t k, index_t o, index_t c) { return w[(o * f.c + c) * s.offsets + k]; };
+  const std::vector<T> packed = by_positions ? shifted::pack_by_positions<T>(s.offsets, fn, f.c, weight)
+                                             : shifted::pack<T>(s.offsets, fn, f.c, weight);
   const index_t p = f.out_plane();
+  const index_t ld = shifted::padded_width<T>(fn);
 #pragma omp parallel if (parallel)
   {
     T* xp = scratch<T>(0, f.c * s.length);
-    T* wide = scratch<T>(1, shifted::padded_rows<T>(fn) * s.span);
+    T* out = scratch<T>(1, by_positions ? p * ld : shifted::padded_rows<T>(fn) * s.span);
 #pragma omp for schedule(static)
     for (index_t n = 0; n < f.n; ++n) {
       pad_image(x + n * f.c * f.plane(), f, win, s, xp);
+      if (by_positions) {
+        shifted::product_by_positions(packed.data(), fn, f.c, xp, s.length, offsets.data(),
+                                      s.offsets, f.oh, f.ow, s.wp, out, ld);
+        transpose(out, ld, p, fn, y + n * fn * p, p, b);
+        continue;
+      }
       shifted::product(packed.data(), fn, f.c, xp, s.length, offsets.data(), s.offsets, s.wide,
-                       wide, s.span);
+                       out, s.span);
       for (index_t o = 0; o < fn; ++o) {
         const T bias = b ? b[o] : T(0);
         for (index_t oh = 0; oh < f.oh; ++oh) {
-          const T* src = wide + o * s.span + oh * s.wp;
+          const T* src = out + o * s.span + oh * s.wp;
           T* dst = y + (n * fn + o) * p + oh * f.ow;
           for (index_t ow = 0; ow < f.ow; ++ow) dst[ow] = src[ow] + bias;
         }
@@ -340,7 +386,7 @@ void shifted_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, i
 // order.
 template <typename T>
 void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Frame& f,
-                      index_t fn, const Window2d& win, bool parallel) {
+                      index_t fn, const Window2d& win, bool by_positions, bool parallel) {
   const Shifted s = shifted_geometry<T>(f, win);
   // dXpad[:, q] takes dY_wide[:, q - off_k] from offset k: that is column q + reach - off_k
   // of dY_wide with `reach` zeros on its left.
@@ -351,10 +397,12 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
     offsets[k] = s.reach - forward_offsets[k];
   }
   // A_k = W_k^T (C, FN).
+  const auto weight = [&](index_t k, index_t c, index_t o) { return w[(o * f.c + c) * s.offsets + k]; };
   const std::vector<T> packed =
-      dx ? shifted::pack<T>(s.offsets, f.c, fn,
-                            [&](index_t k, index_t c, index_t o) { return w[(o * f.c + c) * s.offsets + k]; })
-         : std::vector<T>();
+      !dx ? std::vector<T>()
+          : by_positions ? shifted::pack_by_positions<T>(s.offsets, f.c, fn, weight)
+                         : shifted::pack<T>(s.offsets, f.c, fn, weight);
+  const index_t ld = shifted::padded_width<T>(f.c);
   const index_t filters = shifted::padded_rows<T>(fn);
   const index_t channels = shifted::padded_columns<T>(f.c);
   const index_t weights = s.offsets * filters * channels;
@@ -367,7 +415,7 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
     T* mine = partial.data() + static_cast<index_t>(omp_get_thread_num()) * weights;
     T* xt = scratch<T>(0, s.length * channels);
     T* padded = scratch<T>(1, filters * s.dlength);
-    T* dxp = scratch<T>(2, dx ? shifted::padded_rows<T>(f.c) * s.dspan : 0);
+    T* dxp = scratch<T>(2, !dx ? 0 : by_positions ? f.plane() * ld : shifted::padded_rows<T>(f.c) * s.dspan);
     // The kernel's rows past the last filter read zeros.
     std::fill(padded + fn * s.dlength, padded + filters * s.dlength, T(0));
 #pragma omp for schedule(static)
@@ -376,10 +424,17 @@ void shifted_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const F
       pad_image_transposed(x + n * f.c * f.plane(), f, win, s, channels, xt);
       widen(grad, f, fn, s, padded);
       shifted::add_shifted_products(padded + s.reach, s.dlength, xt, channels,
-                                    forward_offsets.data(), s.offsets, s.wide, filters, channels,
-                                    mine);
+                                    forward_offsets.data(), s.offsets, f.oh, f.ow, s.wp, filters,
+                                    channels, mine);
       if (!dx) continue;
-      // Only the rows of dXpad inside the padding: the padding's gradient is thrown away.
+      // Only the positions of dXpad inside the padding: the padding's gradient is thrown away.
+      if (by_positions) {
+        shifted::product_by_positions(packed.data(), f.c, fn, padded + s.inner + win.pw,
+                                      s.dlength, offsets.data(), s.offsets, f.h, f.w, s.wp, dxp,
+                                      ld);
+        transpose(dxp, ld, f.plane(), f.c, dx + n * f.c * f.plane(), f.plane());
+        continue;
+      }
       shifted::product(packed.data(), f.c, fn, padded + s.inner, s.dlength, offsets.data(),
                        s.offsets, f.h * s.wp, dxp, s.dspan);
       for (index_t c = 0; c < f.c; ++c) {
@@ -415,8 +470,10 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, in
   }
   const bool pointwise = is_pointwise(win);
   const int threads = omp_get_max_threads();
-  if (!pointwise && use_shifted<T>(f, win, fn, threads, 1)) {
-    shifted_forward(x, w, b, y, f, fn, win, f.n > 1 && f.n * fn * p * rows > kParallelGrain);
+  const ShiftedPlan shifted = shifted_plan<T>(f, fn, win, threads);
+  if (shifted.forward) {
+    shifted_forward(x, w, b, y, f, fn, win, shifted.forward_by_positions,
+                    f.n > 1 && f.n * fn * p * rows > kParallelGrain);
     return;
   }
   const Plan plan = plan_items(f, win, rows, threads);
@@ -486,8 +543,10 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     return;
   }
 
-  if (!pointwise && use_shifted<T>(f, win, fn, threads, kShiftedBackwardMinChannels)) {
-    shifted_backward(dy, x, w, dx, dw, f, fn, win, parallel && f.n > 1);
+  const ShiftedPlan shifted = shifted_plan<T>(f, fn, win, threads);
+  if (shifted.backward) {
+    shifted_backward(dy, x, w, dx, dw, f, fn, win, shifted.grad_input_by_positions,
+                     parallel && f.n > 1);
     return;
   }
 
@@ -556,13 +615,24 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
   }
 }
 
+template <typename T>
+ConvAlgorithms conv2d_algorithms(const Frame& f, index_t fn, const Window2d& win) {
+  const char* unfolded = is_pointwise(win) ? "pointwise" : "im2col";
+  const ShiftedPlan plan = shifted_plan<T>(f, fn, win, omp_get_max_threads());
+  const char* input = plan.grad_input_by_positions ? "shifted by positions" : "shifted";
+  return ConvAlgorithms{
+      plan.forward ? (plan.forward_by_positions ? "shifted by positions" : "shifted") : unfolded,
+      plan.backward ? "shifted" : unfolded, plan.backward ? input : unfolded};
+}
+
 #define DLX_INSTANTIATE_CONV(T)                                                                  \
   template void im2col<T>(const T*, const Frame&, const Window2d&, T*);                          \
   template void col2im<T>(const T*, const Frame&, const Window2d&, T*);                          \
   template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Frame&, index_t,       \
                                   const Window2d&);                                              \
   template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Frame&,       \
-                                   index_t, const Window2d&);
+                                   index_t, const Window2d&);                                    \
+  template ConvAlgorithms conv2d_algorithms<T>(const Frame&, index_t, const Window2d&);
 DLX_INSTANTIATE_CONV(float)
 DLX_INSTANTIATE_CONV(double)
 #undef DLX_INSTANTIATE_CONV

@@ -29,4 +29,16 @@ template <typename T>
 void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Frame& f,
                      index_t fn, const Window2d& win);
 
+// Which algorithm computes each product of conv2d_forward and conv2d_backward for this
+// geometry, dtype and the current thread count (see conv.cpp): "im2col", "pointwise" (a 1x1
+// kernel, whose column matrix is the image), "shifted" or "shifted by positions".
+struct ConvAlgorithms {
+  const char* forward;
+  const char* grad_weight;
+  const char* grad_input;
+};
+
+template <typename T>
+ConvAlgorithms conv2d_algorithms(const Frame& f, index_t fn, const Window2d& win);
+
 }  // namespace dlx

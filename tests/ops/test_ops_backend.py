@@ -1,10 +1,13 @@
-"""Choosing the backend: default, switching, context manager, environment variable."""
+"""Choosing the backend: default, switching, context manager, environment variable; the
+algorithms each backend runs."""
 
 import os
 import subprocess
 import sys
 
+import dlx
 import dlx.ops as ops
+import numpy as np
 import pytest
 
 
@@ -60,3 +63,43 @@ def test_fresh_import_shows_cpp_backend():
     result = _run("import dlx, dlx.ops; print(dlx.ops.backend())", DLX_BACKEND="")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "cpp"
+
+
+def _algorithms(x_shape, w_shape, stride=1, pad=0):
+    x = np.zeros(x_shape, np.float32)
+    w = np.zeros(w_shape, np.float32)
+    return ops.conv2d_algorithms(x, w, stride, pad)
+
+
+def test_conv2d_algorithms_by_geometry():
+    """The C++ backend names the algorithm of each product: the shifted route at stride 1,
+    its backward from 4 input channels, a 1x1 kernel without unfolding, im2col otherwise."""
+    assert _algorithms((8, 32, 14, 14), (64, 32, 3, 3), pad=1) == {
+        "forward": "shifted by positions",
+        "grad_weight": "shifted",
+        "grad_input": "shifted by positions",
+    }
+    assert _algorithms((8, 64, 56, 56), (64, 64, 3, 3), pad=1) == dict.fromkeys(
+        ("forward", "grad_weight", "grad_input"), "shifted"
+    )
+    assert _algorithms((8, 1, 28, 28), (30, 1, 5, 5)) == {
+        "forward": "shifted",
+        "grad_weight": "im2col",
+        "grad_input": "im2col",
+    }
+    assert set(_algorithms((8, 3, 32, 32), (32, 3, 3, 3), 2, 1).values()) == {"im2col"}
+    assert set(_algorithms((8, 16, 7, 7), (8, 16, 1, 1)).values()) == {"pointwise"}
+
+
+def test_conv2d_algorithms_follow_threads_and_backend():
+    """Fewer images than threads go the im2col route (it splits one image's positions among
+    the threads); the NumPy backend only has im2col."""
+    before = dlx.threads.get_num_threads()
+    dlx.threads.set_num_threads(2)
+    try:
+        assert _algorithms((1, 32, 14, 14), (64, 32, 3, 3), pad=1)["forward"] == "im2col"
+        assert _algorithms((2, 32, 14, 14), (64, 32, 3, 3), pad=1)["forward"] != "im2col"
+    finally:
+        dlx.threads.set_num_threads(before)
+    with ops.use_backend("numpy"):
+        assert set(_algorithms((8, 32, 14, 14), (64, 32, 3, 3), pad=1).values()) == {"im2col"}

@@ -43,6 +43,16 @@ CASES = {
         r"b must be 1-D",
     ),
     "bias-dtype": (lambda: ops.conv2d(X, W, np.zeros(4)), TypeError, r"b has dtype float64"),
+    "algorithms-channels": (
+        lambda: ops.conv2d_algorithms(X, W[:, :2]),
+        ValueError,
+        r"w has 2 input channels .* x has 3",
+    ),
+    "algorithms-pad": (
+        lambda: ops.conv2d_algorithms(X, W, pad=-1),
+        ValueError,
+        r"pad must be >= 0, got \(-1, -1\)",
+    ),
     "stride-zero": (
         lambda: ops.conv2d(X, W, stride=0),
         ValueError,

@@ -122,14 +122,36 @@ STRIDE1_GRID = list(itertools.product(KERNELS, [(1, 1)], PADS))
 # and channel counts that fill the kernel's row tiles (multiples of 8) and that leave them part
 # empty; images narrow enough for a single tile of columns and wide enough for several and a
 # part-filled last one. With fewer channels than fill the kernel's 3 vectors (48 floats with
-# AVX-512) the grad weight runs a kernel row's offsets in one tile.
+# AVX-512) the grad weight runs a kernel row's offsets in one tile. The last two are tiled by
+# positions in the forward pass (FN = 48) and the grad input (C = 48): rows of 17 positions
+# cut into two tiles, and 48 filters or channels in a block of two vectors and one of one.
 SHIFTED_CASES = [
     (8, 5, (6, 7)),
     (32, 32, (6, 7)),
     (1, 3, (13, 12)),
     (4, 9, (13, 12)),
     (9, 17, (11, 14)),
+    (20, 48, (5, 17)),
+    (48, 20, (5, 17)),
 ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_shifted_cases_cover_both_tilings(dtype):
+    """The grid below runs the forward pass and the grad input both tiled by rows and tiled
+    by positions (which one runs is decided by the geometry)."""
+    seen = set()
+    for (c, fn, size), (kernel, _, pad) in itertools.product(SHIFTED_CASES, STRIDE1_GRID):
+        if any(k > s + 2 * p for k, s, p in zip(kernel, size, pad, strict=True)):
+            continue
+        x = np.zeros((3, c, *size), dtype)
+        w = np.zeros((fn, c, *kernel), dtype)
+        for product, algorithm in ops.conv2d_algorithms(x, w, 1, pad).items():
+            seen.add((product, algorithm))
+    for product in ("forward", "grad_input"):
+        assert (product, "shifted") in seen
+        assert (product, "shifted by positions") in seen
+    assert ("grad_weight", "shifted") in seen
 
 
 @pytest.mark.parametrize(("c", "fn", "size"), SHIFTED_CASES)

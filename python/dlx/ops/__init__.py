@@ -39,6 +39,7 @@ __all__ = [
     "batch_norm_stats",
     "col2im",
     "conv2d",
+    "conv2d_algorithms",
     "conv2d_backward",
     "conv_output_size",
     "im2col",
@@ -196,6 +197,21 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, 
         _checks.same_dtype("b", b, "x", x)
         _checks.expect_shape(b, "b", (w.shape[0],))
     return _run("conv2d", x, w, b, stride, pad)
+
+
+def conv2d_algorithms(x: np.ndarray, w: np.ndarray, stride=1, pad=0) -> dict[str, str]:
+    """Which algorithm the active backend runs for each product of :func:`conv2d` and
+    :func:`conv2d_backward` on these arrays, with the current thread count.
+
+    Returns ``{"forward": ..., "grad_weight": ..., "grad_input": ...}``, each one of
+    ``"im2col"`` (a column matrix and a GEMM; the NumPy backend's only algorithm),
+    ``"pointwise"`` (a 1x1 kernel: the image is the column matrix), ``"shifted"`` (stride 1:
+    shifted slices of the padded image in a register-blocked kernel) or ``"shifted by
+    positions"`` (the same, its tiles a run of output positions by a few filters, for images
+    whose rows fill vectors poorly). docs/core.md explains each.
+    """
+    x, w, stride, pad, _ = _conv_args(x, w, stride, pad)
+    return _run("conv2d_algorithms", x, w, stride, pad)
 
 
 def conv2d_backward(

@@ -27,6 +27,10 @@ def conv2d(x, w, b, stride, pad):
     return _core.conv2d_forward(x, w, b, *stride, *pad)
 
 
+def conv2d_algorithms(x, w, stride, pad):
+    return _core.conv2d_algorithms(x, w, *stride, *pad)
+
+
 def conv2d_backward(dy, x, w, stride, pad, input_grad=True):
     return _core.conv2d_backward(dy, x, w, *stride, *pad, input_grad)
 

@@ -117,6 +117,12 @@ def conv2d(x, w, b=None, stride=1, pad=0):
     return np.ascontiguousarray(y.reshape(n, oh, ow, fn).transpose(0, 3, 1, 2))
 
 
+def conv2d_algorithms(x, w, stride=1, pad=0):
+    """The algorithm of each product of :func:`conv2d` and :func:`conv2d_backward`: here
+    always the column matrix of :func:`im2col`."""
+    return {"forward": "im2col", "grad_weight": "im2col", "grad_input": "im2col"}
+
+
 def conv2d_backward(dy, x, w, stride=1, pad=0, input_grad=True):
     """Gradients of conv2d: dy (N, FN, OH, OW) -> (dx, dw, db); dx is None without
     ``input_grad``."""

@@ -230,6 +230,7 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {args.threads} threads, float32, forward + backward"
     )
     ceiling = sgemm_ceiling(args.threads)
+    time.sleep(BLAS_IDLE_SECONDS)  # NumPy's BLAS threads spin on after the ceiling's GEMMs
     print(f"NumPy sgemm 2048^3: {ceiling:.1f} GFLOP/s (the ceiling; 'of sgemm' is dlx's share)")
     header = f"{'shape':16s} {'dlx ms':>8s} {'GFLOP/s':>8s} {'of sgemm':>8s} {'torch ms':>9s} {'numpy ms':>9s} {'dlx/torch':>9s} {'numpy/dlx':>9s}"
     print(header)

@@ -122,9 +122,10 @@ STRIDE1_GRID = list(itertools.product(KERNELS, [(1, 1)], PADS))
 # and channel counts that fill the kernel's row tiles (multiples of 8) and that leave them part
 # empty; images narrow enough for a single tile of columns and wide enough for several and a
 # part-filled last one. With fewer channels than fill the kernel's 3 vectors (48 floats with
-# AVX-512) the grad weight runs a kernel row's offsets in one tile. The last two are tiled by
-# positions in the forward pass (FN = 48) and the grad input (C = 48): rows of 17 positions
-# cut into two tiles, and 48 filters or channels in a block of two vectors and one of one.
+# AVX-512) the grad weight runs a kernel row's offsets in one tile; with more, its last tile
+# may be narrower (C = 64: 48 + 16). The last two are tiled by positions in the forward pass
+# (FN = 48: a block of two vectors and one of one) and the grad input (C = 64), with rows of
+# 17 positions cut into two tiles.
 SHIFTED_CASES = [
     (8, 5, (6, 7)),
     (32, 32, (6, 7)),
@@ -132,7 +133,7 @@ SHIFTED_CASES = [
     (4, 9, (13, 12)),
     (9, 17, (11, 14)),
     (20, 48, (5, 17)),
-    (48, 20, (5, 17)),
+    (64, 20, (5, 17)),
 ]
 
 

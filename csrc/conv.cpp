@@ -267,6 +267,7 @@ bool fits_shifted(const Frame& f, const Window2d& win, index_t fn) {
 // it ran 25% slower for 14% fewer). See shifted::product_by_positions.
 template <typename T>
 bool tile_by_positions(index_t m, index_t steps, index_t lines, index_t run, index_t columns) {
+  if (lines < 1 || run < 1) return false;  // an empty image, whose output is all padding
   constexpr index_t R = shifted::PositionTile<T>::rows;
   const index_t pieces = ceil_div(run, R);
   const index_t positions = lines * pieces * ceil_div(run, pieces);

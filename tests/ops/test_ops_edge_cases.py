@@ -51,6 +51,24 @@ def test_empty_batch(backend, dtype):
     assert out["avg_pool2d_backward"].shape == (0, 2, 6, 5)
 
 
+@pytest.mark.parametrize("size", [(3, 0), (0, 3)])
+def test_image_of_padding_only(backend, rng, size):
+    """An image with no rows or no columns, padded: its output is the bias and its gradients
+    zeros or empty, with channels and filters enough for every algorithm of the C++ backend
+    to be considered."""
+    x = np.zeros((2, 32, *size), np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    y = ops.conv2d(x, w, b, 1, 2)
+    assert y.shape == (2, 32, size[0] + 2, size[1] + 2)
+    np.testing.assert_array_equal(y, np.broadcast_to(b[:, None, None], y.shape))
+    dx, dw, db = ops.conv2d_backward(np.ones_like(y), x, w, 1, 2)
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(dw, np.zeros_like(w))
+    np.testing.assert_array_equal(db, np.full(32, y[0, 0].size * 2, np.float32))
+    assert set(ops.conv2d_algorithms(x, w, 1, 2)) == {"forward", "grad_weight", "grad_input"}
+
+
 def layouts(x):
     """The same values as x in other memory layouts."""
     wide = np.zeros(x.shape[:-1] + (2 * x.shape[-1],), x.dtype)

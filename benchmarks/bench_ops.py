@@ -6,7 +6,7 @@ and PyTorch when it is installed, timed in one process on the same arrays.
     python benchmarks/bench_ops.py --skip-numpy    # faster: leave out the NumPy reference
 
 Each row: median milliseconds over --repeats runs (dlx and PyTorch take turns, so a slow
-moment of the machine hits both alike; see timed and timed_apart),
+moment of the machine hits both alike; see timed; the NumPy reference is timed last),
 GFLOP/s of dlx and its share of NumPy's sgemm on 2048^3 at the same thread count, the ratios,
 and the peak extra memory of a dlx and a PyTorch forward + backward on resnet-block (the
 growth of the resident set in a child process, which sees C++ buffers as well as NumPy's).
@@ -66,18 +66,11 @@ def timed(fns: dict, repeats: int) -> dict[str, float]:
 
 
 # OpenBLAS's threads, under NumPy, keep spinning for about 2^28 cycles after a call: run in
-# turns with dlx and PyTorch, the NumPy reference slowed them 2-2.5x. It is timed on its own,
-# after them, and the threads are left this long to fall asleep before the next shape.
+# turns with dlx and PyTorch, the NumPy reference slowed them 2-2.5x. Even timed on its own
+# after each shape it slowed dlx and PyTorch on the next shape by 25-30% (deepconv-b). So the
+# NumPy reference of every shape is timed after all of dlx's and PyTorch's timings, and the
+# threads are left this long to fall asleep after the sgemm ceiling.
 BLAS_IDLE_SECONDS = 0.5
-
-
-def timed_apart(fns: dict, repeats: int) -> dict[str, float]:
-    """timed() for dlx and PyTorch in turns, then the NumPy reference on its own."""
-    result = timed({k: f for k, f in fns.items() if k != "numpy"}, repeats)
-    if "numpy" in fns:
-        result.update(timed({"numpy": fns["numpy"]}, max(3, repeats // 3)))
-        time.sleep(BLAS_IDLE_SECONDS)
-    return result
 
 
 def with_reference(dlx_step, with_numpy: bool) -> dict:
@@ -238,11 +231,15 @@ def main() -> None:
     ratios = []
     rows = [(name, conv_callables, shape) for name, shape in CONV_SHAPES.items()]
     rows += [(name, pool_callables, spec) for name, spec in POOL_SHAPES.items()]
+    rows = [row for row in rows if not args.only or row[0] in args.only]
+    measured = []
     for name, make, spec in rows:
-        if args.only and name not in args.only:
-            continue
         fns, flops = make(spec, not args.skip_numpy, torch)
-        t = timed_apart(fns, args.repeats)
+        reference = fns.pop("numpy", None)
+        measured.append((name, flops, timed(fns, args.repeats), reference))
+    for name, flops, t, reference in measured:
+        if reference is not None:
+            t["numpy"] = timed({"numpy": reference}, max(3, args.repeats // 3))["numpy"]
         ms = {k: v * 1e3 for k, v in t.items()}
         gflops = f"{flops / t['dlx'] / 1e9:8.1f}" if flops else f"{'':8s}"
         share = f"{flops / t['dlx'] / 1e9 / ceiling:8.0%}" if flops else f"{'':8s}"

@@ -123,9 +123,11 @@ STRIDE1_GRID = list(itertools.product(KERNELS, [(1, 1)], PADS))
 # empty; images narrow enough for a single tile of columns and wide enough for several and a
 # part-filled last one. With fewer channels than fill the kernel's 3 vectors (48 floats with
 # AVX-512) the grad weight runs a kernel row's offsets in one tile; with more, its last tile
-# may be narrower (C = 64: 48 + 16). The last two are tiled by positions in the forward pass
-# (FN = 48: a block of two vectors and one of one) and the grad input (C = 64), with rows of
-# 17 positions cut into two tiles.
+# may be narrower (C = 64: 48 + 16). The last four are tiled by positions in the forward pass
+# (FN = 48: a block of two vectors and one of one) or the grad input (C = 64, 48): with
+# AVX-512 rows of 17 positions cut into two tiles, and with any vector width the 6-wide
+# images under a 5x5 kernel and the 5-wide ones under a pad of 2, whose padded rows are
+# mostly padding.
 SHIFTED_CASES = [
     (8, 5, (6, 7)),
     (32, 32, (6, 7)),
@@ -134,6 +136,8 @@ SHIFTED_CASES = [
     (9, 17, (11, 14)),
     (20, 48, (5, 17)),
     (64, 20, (5, 17)),
+    (16, 48, (9, 6)),
+    (48, 20, (9, 5)),
 ]
 
 

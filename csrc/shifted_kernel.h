@@ -64,19 +64,25 @@ index_t padded_columns(index_t q) {
   return round_up(q, Tile<T>::lanes);
 }
 
-// A_k (M, K) for every offset k, with a(k, m, i) its element (m, i), laid out as the kernel
-// reads it: [tile of rows][offset][i][row in tile], the rows past M zero.
+// A_k (M, K) for every offset k, with a(k, m, i) its element (m, i), in blocks of `block` rows:
+// [block][offset][i][row in block], the rows past M zero. This is how both kernels read it,
+// product() in blocks of Tile::rows and product_by_positions in blocks of PositionTile::width.
 template <typename T, typename Element>
-std::vector<T> pack(index_t offsets, index_t m, index_t k, Element a) {
-  constexpr int R = Tile<T>::rows;
-  std::vector<T> packed(static_cast<size_t>(padded_rows<T>(m) * offsets * k), T(0));
+std::vector<T> pack_blocks(index_t block, index_t offsets, index_t m, index_t k, Element a) {
+  std::vector<T> packed(static_cast<size_t>(round_up(m, block) * offsets * k), T(0));
   for (index_t row = 0; row < m; ++row) {
-    T* tile = packed.data() + (row / R) * offsets * k * R + row % R;
+    T* first = packed.data() + (row / block) * offsets * k * block + row % block;
     for (index_t o = 0; o < offsets; ++o) {
-      for (index_t i = 0; i < k; ++i) tile[(o * k + i) * R] = a(o, row, i);
+      for (index_t i = 0; i < k; ++i) first[(o * k + i) * block] = a(o, row, i);
     }
   }
   return packed;
+}
+
+// A_k laid out as product() reads it: in tiles of Tile::rows rows.
+template <typename T, typename Element>
+std::vector<T> pack(index_t offsets, index_t m, index_t k, Element a) {
+  return pack_blocks<T>(Tile<T>::rows, offsets, m, k, a);
 }
 
 namespace detail {
@@ -337,20 +343,10 @@ index_t padded_width(index_t m) {
   return round_up(m, PositionTile<T>::width);
 }
 
-// A_k (M, K) for every offset k, with a(k, m, i) its element (m, i), laid out as
-// product_by_positions reads it: [block of PositionTile::width rows][offset][i][row in block],
-// the rows past M zero.
+// A_k laid out as product_by_positions reads it: in blocks of PositionTile::width rows.
 template <typename T, typename Element>
 std::vector<T> pack_by_positions(index_t offsets, index_t m, index_t k, Element a) {
-  constexpr index_t W = PositionTile<T>::width;
-  std::vector<T> packed(static_cast<size_t>(padded_width<T>(m) * offsets * k), T(0));
-  for (index_t row = 0; row < m; ++row) {
-    T* block = packed.data() + (row / W) * offsets * k * W + row % W;
-    for (index_t o = 0; o < offsets; ++o) {
-      for (index_t i = 0; i < k; ++i) block[(o * k + i) * W] = a(o, row, i);
-    }
-  }
-  return packed;
+  return pack_blocks<T>(PositionTile<T>::width, offsets, m, k, a);
 }
 
 // out (lines * run, padded_width(m)), leading dimension ldo: row l * run + j is position

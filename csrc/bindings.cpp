@@ -2,7 +2,7 @@
 // arrays (no silent conversion), check shapes, allocate outputs with the GIL held, then run the
 // kernel with the GIL released. dlx.ops is the public front; it validates before calling here,
 // and these checks guard the module against direct use.
-#include <omp.h>
+#include <cblas.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -13,12 +13,9 @@
 #include <string>
 #include <tuple>
 
-#include "activation.h"
-#include "batchnorm.h"
-#include "blas.h"
-#include "conv.h"
-#include "optim.h"
-#include "pool.h"
+#include "build_info.h"
+#include "dispatch.h"
+#include "openmp.h"
 
 namespace py = pybind11;
 using dlx::Frame;
@@ -96,7 +93,7 @@ Array<T> im2col(const Array<T>& x, index_t kh, index_t kw, index_t sh, index_t s
   const Frame f = frame_of(x, win);
   Array<T> col({f.n * f.out_plane(), f.c * kh * kw});
   py::gil_scoped_release release;
-  dlx::im2col(x.data(), f, win, col.mutable_data());
+  dlx::kernels<T>().im2col(x.data(), f, win, col.mutable_data());
   return col;
 }
 
@@ -109,7 +106,7 @@ Array<T> col2im(const Array<T>& col, std::tuple<index_t, index_t, index_t, index
   check_shape(col, {f.n * f.out_plane(), f.c * kh * kw}, "col");
   Array<T> x({n, c, h, w});
   py::gil_scoped_release release;
-  dlx::col2im(col.data(), f, win, x.mutable_data());
+  dlx::kernels<T>().col2im(col.data(), f, win, x.mutable_data());
   return x;
 }
 
@@ -125,7 +122,7 @@ Array<T> conv2d_forward(const Array<T>& x, const Array<T>& w, std::optional<Arra
   Array<T> y({f.n, fn, f.oh, f.ow});
   const T* bias = b ? b->data() : nullptr;
   py::gil_scoped_release release;
-  dlx::conv2d_forward(x.data(), w.data(), bias, y.mutable_data(), f, fn, win);
+  dlx::kernels<T>().conv2d_forward(x.data(), w.data(), bias, y.mutable_data(), f, fn, win);
   return y;
 }
 
@@ -136,7 +133,7 @@ py::dict conv2d_algorithms(const Array<T>& x, const Array<T>& w, index_t sh, ind
   const Window2d win = make_window(w.shape(2), w.shape(3), sh, sw, ph, pw);
   const Frame f = frame_of(x, win);
   if (w.shape(1) != f.c) dlx::fail("w has ", w.shape(1), " input channels but x has ", f.c);
-  const dlx::ConvAlgorithms a = dlx::conv2d_algorithms<T>(f, w.shape(0), win);
+  const dlx::ConvAlgorithms a = dlx::kernels<T>().conv2d_algorithms(f, w.shape(0), win);
   py::dict names;
   names["forward"] = a.forward;
   names["grad_weight"] = a.grad_weight;
@@ -161,7 +158,7 @@ std::tuple<std::optional<Array<T>>, Array<T>, Array<T>> conv2d_backward(
   T* dx_data = dx ? dx->mutable_data() : nullptr;
   {
     py::gil_scoped_release release;
-    dlx::conv2d_backward(dy.data(), x.data(), w.data(), dx_data, dw.mutable_data(),
+    dlx::kernels<T>().conv2d_backward(dy.data(), x.data(), w.data(), dx_data, dw.mutable_data(),
                          db.mutable_data(), f, fn, win);
   }
   return {dx, dw, db};
@@ -179,7 +176,7 @@ std::tuple<Array<T>, Array<std::int64_t>> max_pool2d_forward(const Array<T>& x, 
   Array<std::int64_t> argmax({f.n, f.c, f.oh, f.ow});
   {
     py::gil_scoped_release release;
-    dlx::max_pool2d_forward(x.data(), y.mutable_data(), argmax.mutable_data(), f, win);
+    dlx::kernels<T>().max_pool2d_forward(x.data(), y.mutable_data(), argmax.mutable_data(), f, win);
   }
   return {y, argmax};
 }
@@ -199,7 +196,7 @@ Array<T> max_pool2d_backward(const Array<T>& dy, const Array<std::int64_t>& argm
   index_t bad;
   {
     py::gil_scoped_release release;
-    bad = dlx::max_pool2d_backward(dy.data(), argmax.data(), dx.mutable_data(), f);
+    bad = dlx::kernels<T>().max_pool2d_backward(dy.data(), argmax.data(), dx.mutable_data(), f);
   }
   if (bad >= 0) {
     dlx::fail("argmax holds ", argmax.data()[bad], " at flat position ", bad,
@@ -217,7 +214,7 @@ Array<T> avg_pool2d_forward(const Array<T>& x, index_t kh, index_t kw, index_t s
   check_pool_plane(f);
   Array<T> y({f.n, f.c, f.oh, f.ow});
   py::gil_scoped_release release;
-  dlx::avg_pool2d_forward(x.data(), y.mutable_data(), f, win);
+  dlx::kernels<T>().avg_pool2d_forward(x.data(), y.mutable_data(), f, win);
   return y;
 }
 
@@ -233,7 +230,7 @@ Array<T> avg_pool2d_backward(const Array<T>& dy,
   check_shape(dy, {f.n, f.c, f.oh, f.ow}, "dy");
   Array<T> dx({n, c, h, w});
   py::gil_scoped_release release;
-  dlx::avg_pool2d_backward(dy.data(), dx.mutable_data(), f, win);
+  dlx::kernels<T>().avg_pool2d_backward(dy.data(), dx.mutable_data(), f, win);
   return dx;
 }
 
@@ -241,7 +238,7 @@ template <typename T>
 Array<T> relu_forward(const Array<T>& x) {
   Array<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
   py::gil_scoped_release release;
-  dlx::relu_forward(x.data(), y.mutable_data(), static_cast<index_t>(x.size()));
+  dlx::kernels<T>().relu_forward(x.data(), y.mutable_data(), static_cast<index_t>(x.size()));
   return y;
 }
 
@@ -252,7 +249,7 @@ Array<T> relu_backward(const Array<T>& dy, const Array<T>& y) {
   }
   Array<T> dx(std::vector<py::ssize_t>(y.shape(), y.shape() + y.ndim()));
   py::gil_scoped_release release;
-  dlx::relu_backward(dy.data(), y.data(), dx.mutable_data(), static_cast<index_t>(y.size()));
+  dlx::kernels<T>().relu_backward(dy.data(), y.data(), dx.mutable_data(), static_cast<index_t>(y.size()));
   return dx;
 }
 
@@ -272,7 +269,7 @@ void adam_step(Array<T>& param, const Array<T>& grad, Array<T>& m, Array<T>& v, 
   T* first = m.mutable_data();
   T* second = v.mutable_data();
   py::gil_scoped_release release;
-  dlx::adam_step(p, grad.data(), first, second, static_cast<index_t>(param.size()), beta1, beta2,
+  dlx::kernels<T>().adam_step(p, grad.data(), first, second, static_cast<index_t>(param.size()), beta1, beta2,
                  lr_t, v_scale, eps);
 }
 
@@ -289,7 +286,7 @@ std::tuple<Array<T>, Array<T>> batch_norm_stats(const Array<T>& x) {
   Array<T> mean({c}), var({c});
   {
     py::gil_scoped_release release;
-    dlx::batch_norm_stats(x.data(), n, c, s, mean.mutable_data(), var.mutable_data());
+    dlx::kernels<T>().batch_norm_stats(x.data(), n, c, s, mean.mutable_data(), var.mutable_data());
   }
   return {mean, var};
 }
@@ -304,7 +301,7 @@ Array<T> batch_norm_apply(const Array<T>& x, const Array<T>& mean, const Array<T
   check_shape(beta, {c}, "beta");
   Array<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
   py::gil_scoped_release release;
-  dlx::batch_norm_apply(x.data(), mean.data(), inv_std.data(), gamma.data(), beta.data(),
+  dlx::kernels<T>().batch_norm_apply(x.data(), mean.data(), inv_std.data(), gamma.data(), beta.data(),
                         y.mutable_data(), n, c, s);
   return y;
 }
@@ -326,7 +323,7 @@ std::tuple<Array<T>, Array<T>, Array<T>> batch_norm_backward(const Array<T>& dy,
   Array<T> dgamma({c}), dbeta({c});
   {
     py::gil_scoped_release release;
-    dlx::batch_norm_backward(dy.data(), x.data(), mean.data(), inv_std.data(), gamma.data(),
+    dlx::kernels<T>().batch_norm_backward(dy.data(), x.data(), mean.data(), inv_std.data(), gamma.data(),
                              dx.mutable_data(), dgamma.mutable_data(), dbeta.mutable_data(), n, c,
                              s);
   }
@@ -423,6 +420,47 @@ PYBIND11_MODULE(_core, m) {
       "Reads `past` elements beyond an 8-element heap buffer (sanitizer builds only).",
       py::arg("past") = 1);
 #endif
+
+  m.def("cpu_capability", &dlx::current_level, "The CPU level whose kernels run.");
+  m.def("compiled_capabilities", &dlx::compiled_levels,
+        "The CPU levels this build has kernels for, lowest first.");
+  m.def("supported_capabilities", &dlx::supported_levels,
+        "The compiled CPU levels this CPU can run, lowest first.");
+  m.def(
+      "set_cpu_capability",
+      [](const std::string& name) {
+        py::gil_scoped_release release;  // no kernel runs while the table changes hands
+        dlx::set_level(name);
+      },
+      "Runs the kernels of the named level from now on (one of supported_capabilities()).",
+      py::arg("name"));
+  m.def("cpu_features", &dlx::cpu_features,
+        "[(feature, present)] for the x86 features that decide the level; empty elsewhere.");
+  m.def(
+      "build_info",
+      [] {
+        py::dict info;
+        info["compiler"] = DLX_COMPILER;
+        info["cxx_flags"] = DLX_CXX_FLAGS;
+        py::dict levels;
+        for (const auto& [name, flags] : dlx::build_info::level_flags) levels[name] = flags;
+        info["level_flags"] = levels;
+        info["openmp"] = DLX_OPENMP;
+        info["native_arch"] = DLX_NATIVE;
+        return info;
+      },
+      "How this extension was built: compiler, flags (per CPU level) and OpenMP.");
+  m.def(
+      "blas_info",
+      [] {
+        py::dict info;
+        info["config"] = std::string(scipy_openblas_get_config());
+        info["core"] = std::string(scipy_openblas_get_corename());
+        info["threads"] = scipy_openblas_get_num_threads();
+        return info;
+      },
+      "The OpenBLAS the kernels call: its build configuration, the core type it chose, and its "
+      "thread count (1: the kernels' own threads call it).");
 
   m.def("get_num_threads", &omp_get_max_threads, "Threads the kernels' OpenMP loops use.");
   m.def(

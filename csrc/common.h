@@ -34,6 +34,13 @@ inline Frame make_frame(index_t n, index_t c, index_t h, index_t w, const Window
   return Frame{n, c, h, w, output_size(h, win.kh, win.sh, win.ph), output_size(w, win.kw, win.sw, win.pw)};
 }
 
+// The algorithm of each of a convolution's three products, as conv2d_algorithms names it.
+struct ConvAlgorithms {
+  const char* forward;
+  const char* grad_weight;
+  const char* grad_input;
+};
+
 // Builds a message from streamable parts and throws std::invalid_argument,
 // which pybind11 turns into ValueError.
 template <typename... Parts>

@@ -9,6 +9,7 @@ The pieces, in the order a course meets them:
 - :mod:`dlx.optim` and :mod:`dlx.init`: optimizers and weight initialisation
 - :class:`dlx.Sequential`, :mod:`dlx.models` and :class:`dlx.Trainer`: networks and training
 - :mod:`dlx.ops`: the convolution and pooling kernels (C++, with a NumPy reference)
+- :func:`dlx.show_config`: the version, the CPU level the kernels run at, the build and BLAS
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import (
+    config,
     datasets,
     functional,
     gradcheck,
@@ -30,6 +32,7 @@ from . import (
     tune,
 )
 from ._random import get_rng, seed
+from .config import show_config
 from .checkpoint import CheckpointError, load, save
 from .layers import Layer
 from .network import Sequential
@@ -37,7 +40,7 @@ from .registry import build_layer, get_layer, list_layers, refresh_plugins, regi
 from .trainer import Trainer
 
 try:
-    __version__ = version("dlx")
+    __version__ = version(config.DISTRIBUTION)
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 
@@ -48,6 +51,7 @@ __all__ = [
     "Trainer",
     "__version__",
     "build_layer",
+    "config",
     "datasets",
     "functional",
     "get_layer",
@@ -65,6 +69,7 @@ __all__ = [
     "register_layer",
     "save",
     "seed",
+    "show_config",
     "testing",
     "threads",
     "tune",

@@ -314,6 +314,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _version_line() -> str:
+    from . import __version__, ops
+
+    try:
+        kernels = f"C++ kernels: {ops.cpu_capability()}"
+    except ImportError:
+        kernels = "C++ kernels: not built"
+    return f"dlx {__version__} ({kernels}; see dlx config)"
+
+
+def show_config(args: argparse.Namespace) -> int:
+    from .config import show_config
+
+    show_config()
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     from .experiments import EXPERIMENTS
     from .optim import OPTIMIZERS
@@ -321,6 +338,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="dlx", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=_version_line())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = commands.add_parser("train", help="train a model and save checkpoint, history and curves")
@@ -375,6 +393,9 @@ def make_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "layers", help="list every layer with the package that provides it"
     ).set_defaults(run=list_layer_table)
+    commands.add_parser(
+        "config", help="the version, CPU capability, build, BLAS and threads of this dlx"
+    ).set_defaults(run=show_config)
     commands.add_parser("demo", help="the edge-detection convolution (the default)").set_defaults(
         run=edge_demo
     )

@@ -42,6 +42,8 @@ __all__ = [
     "conv2d_algorithms",
     "conv2d_backward",
     "conv_output_size",
+    "cpu_capabilities",
+    "cpu_capability",
     "im2col",
     "max_pool2d",
     "max_pool2d_backward",
@@ -70,7 +72,7 @@ def _module_of(name: str) -> types.ModuleType:
         return reference
     if _native is None:
         raise ImportError(
-            "the C++ backend of dlx is not built (install dlx with pip), "
+            "the C++ backend of dlx is not built (pip install dlx-scratch, or from a checkout: pip install .), "
             "or use the NumPy backend: dlx.ops.use_backend('numpy')"
         ) from _native_error
     return _native
@@ -123,6 +125,23 @@ def _run(name: str, *args):
     """Call ``name`` on the active backend, with every array argument made C-contiguous."""
     args = tuple(np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args)
     return getattr(_module_of(_active), name)(*args)
+
+
+def cpu_capability() -> str:
+    """The CPU level whose C++ kernels run: ``"baseline"``, ``"avx2"`` or ``"avx512"``.
+
+    dlx's kernels are compiled once per level (baseline x86-64 with SSE2; AVX2 + FMA; AVX-512
+    F/BW/DQ/VL) and at import it picks the widest one this CPU and its operating system
+    support. ``DLX_CPU_CAPABILITY=baseline|avx2|avx512`` asks for a lower one, for testing or
+    debugging; asking for more than the CPU has warns and takes the best it can run. The
+    NumPy backend does not depend on it.
+    """
+    return _module_of("cpp").cpu_capability()
+
+
+def cpu_capabilities() -> tuple[str, ...]:
+    """Every level :func:`cpu_capability` can be on this machine, lowest first."""
+    return _module_of("cpp").cpu_capabilities()
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, pad: int = 0) -> int:

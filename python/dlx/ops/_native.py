@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 # Loads libscipy_openblas into the process, where the extension's BLAS dependency finds it.
 import scipy_openblas32  # noqa: F401
@@ -13,6 +14,56 @@ from dlx import _core
 # would wait forever for threads it does not have. A forked child therefore runs the kernels
 # on its own thread; processes started with "spawn" or "forkserver" keep every core.
 os.register_at_fork(after_in_child=lambda: _core.set_num_threads(1))
+
+# The CPU levels the kernels are compiled for, lowest first (see csrc/dispatch.h).
+CPU_CAPABILITIES = ("baseline", "avx2", "avx512")
+
+
+def _choose_cpu_capability(requested: str) -> None:
+    """Run the kernels of ``requested`` (one of CPU_CAPABILITIES), or of the widest level below
+    it that this CPU and build support, with a warning saying why."""
+    supported = _core.supported_capabilities()
+    if requested in supported:
+        _core.set_cpu_capability(requested)
+        return
+    rank = CPU_CAPABILITIES.index
+    below = [name for name in supported if rank(name) <= rank(requested)]
+    choice = below[-1] if below else supported[0]
+    reason = (
+        "this CPU cannot run those kernels"
+        if requested in _core.compiled_capabilities()
+        else "this build of dlx does not have those kernels"
+    )
+    warnings.warn(
+        f"DLX_CPU_CAPABILITY={requested}: {reason} (it runs {', '.join(supported)}); "
+        f"using the {choice} kernels",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    _core.set_cpu_capability(choice)
+
+
+def _apply_cpu_capability_from_env() -> None:
+    value = os.environ.get("DLX_CPU_CAPABILITY", "").strip()
+    if not value:
+        return
+    name = value.lower()
+    if name not in CPU_CAPABILITIES:
+        raise ValueError(
+            f"DLX_CPU_CAPABILITY must be one of {', '.join(CPU_CAPABILITIES)}, got {value!r}"
+        )
+    _choose_cpu_capability(name)
+
+
+_apply_cpu_capability_from_env()
+
+
+def cpu_capability():
+    return _core.cpu_capability()
+
+
+def cpu_capabilities():
+    return tuple(_core.supported_capabilities())
 
 
 def im2col(x, kernel_size, stride, pad):

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <limits>
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 namespace {
 
 constexpr index_t kParallelGrain = index_t(1) << 16;
@@ -39,4 +39,4 @@ template void adam_step<float>(float*, const float*, float*, float*, index_t, fl
 template void adam_step<double>(double*, const double*, double*, double*, index_t, double, double,
                                 double, double, double);
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

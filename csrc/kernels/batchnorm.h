@@ -2,9 +2,9 @@
 // Each channel's statistics run over its N*S values.
 #pragma once
 
-#include "common.h"
+#include "level.h"
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 
 // mean and biased variance of every channel (two passes, accumulated in double).
 template <typename T>
@@ -21,4 +21,4 @@ template <typename T>
 void batch_norm_backward(const T* dy, const T* x, const T* mean, const T* inv_std, const T* gamma,
                          T* dx, T* dgamma, T* dbeta, index_t n, index_t c, index_t s);
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

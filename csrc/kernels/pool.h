@@ -6,9 +6,9 @@
 // holds at least one real input element.
 #pragma once
 
-#include "common.h"
+#include "level.h"
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 
 // y and argmax (N, C, OH, OW); argmax holds the index h * W + w of the winner in its input plane.
 // The first maximum in a window wins a tie; a NaN in a window wins over every number.
@@ -26,4 +26,4 @@ void avg_pool2d_forward(const T* x, T* y, const Frame& f, const Window2d& win);
 template <typename T>
 void avg_pool2d_backward(const T* dy, T* dx, const Frame& f, const Window2d& win);
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

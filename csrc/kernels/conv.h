@@ -6,9 +6,9 @@
 // C-contiguous; the caller has checked the shapes.
 #pragma once
 
-#include "common.h"
+#include "level.h"
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 
 // col (N * OH * OW, C * KH * KW): one row per output position, one column per window element.
 template <typename T>
@@ -32,13 +32,8 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
 // Which algorithm computes each product of conv2d_forward and conv2d_backward for this
 // geometry, dtype and the current thread count (see conv.cpp): "im2col", "pointwise" (a 1x1
 // kernel, whose column matrix is the image), "shifted" or "shifted by positions".
-struct ConvAlgorithms {
-  const char* forward;
-  const char* grad_weight;
-  const char* grad_input;
-};
 
 template <typename T>
 ConvAlgorithms conv2d_algorithms(const Frame& f, index_t fn, const Window2d& win);
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

@@ -11,7 +11,7 @@
 
 #include "im2col.h"
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 namespace {
 
 constexpr index_t kParallelGrain = index_t(1) << 14;
@@ -176,4 +176,4 @@ DLX_INSTANTIATE_POOL(float)
 DLX_INSTANTIATE_POOL(double)
 #undef DLX_INSTANTIATE_POOL
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

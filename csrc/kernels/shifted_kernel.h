@@ -22,9 +22,9 @@
 #include <cstring>
 #include <vector>
 
-#include "common.h"
+#include "level.h"
 
-namespace dlx::shifted {
+namespace dlx::DLX_CPU_LEVEL::shifted {
 
 #if defined(__AVX512F__)
 constexpr int kVectorBytes = 64;
@@ -379,4 +379,4 @@ void product_by_positions(const T* packed, index_t m, index_t k, const T* b, ind
   }
 }
 
-}  // namespace dlx::shifted
+}  // namespace dlx::DLX_CPU_LEVEL::shifted

@@ -1,6 +1,6 @@
 #include "activation.h"
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 namespace {
 
 constexpr index_t kParallelGrain = index_t(1) << 16;
@@ -27,4 +27,4 @@ template void relu_forward<double>(const double*, double*, index_t);
 template void relu_backward<float>(const float*, const float*, float*, index_t);
 template void relu_backward<double>(const double*, const double*, double*, index_t);
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

@@ -2,9 +2,9 @@
 // element, but over millions of elements, so they are worth a parallel loop.
 #pragma once
 
-#include "common.h"
+#include "level.h"
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 
 // y = max(x, 0); NaN stays NaN.
 template <typename T>
@@ -14,4 +14,4 @@ void relu_forward(const T* x, T* y, index_t size);
 template <typename T>
 void relu_backward(const T* dy, const T* y, T* dx, index_t size);
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common.h"
+#include "level.h"
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 
 namespace detail {
 
@@ -77,4 +77,4 @@ void transpose(const T* src, index_t lds, index_t rows, index_t cols, T* dst, in
   }
 }
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

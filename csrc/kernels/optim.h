@@ -3,9 +3,9 @@
 // SimpleConvNet's 440K weights took longer than its convolution layer's backward pass.
 #pragma once
 
-#include "common.h"
+#include "level.h"
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 
 // Adam, in place, element by element, in the order and the precision of the NumPy reference
 // (dlx.ops.reference.adam_step), so the two agree bit for bit (this file is compiled without
@@ -18,4 +18,4 @@ template <typename T>
 void adam_step(T* param, const T* grad, T* m, T* v, index_t size, T beta1, T beta2, T lr_t,
                T v_scale, T eps);
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

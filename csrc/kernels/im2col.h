@@ -14,9 +14,9 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common.h"
+#include "level.h"
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 
 // The output columns [lo, hi) of one row whose input column ow * stride - pad + k lies inside
 // [0, size): outside it the window reads padding.
@@ -92,4 +92,4 @@ void col2im_channel(const T* __restrict col, const Frame f, const Window2d win, 
   }
 }
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

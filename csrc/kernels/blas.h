@@ -5,9 +5,9 @@
 
 #include <limits>
 
-#include "common.h"
+#include "level.h"
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 
 // The kernels call the BLAS from inside their own OpenMP loops, one GEMM per thread, so the
 // BLAS itself must stay single-threaded: the extension sets that when it loads
@@ -37,4 +37,4 @@ inline void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, do
                     static_cast<blasint>(ldc));
 }
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

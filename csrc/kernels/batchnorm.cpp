@@ -6,7 +6,7 @@
 // fixed by the build, so results still repeat bit for bit.
 #include "batchnorm.h"
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 namespace {
 
 constexpr index_t kParallelGrain = index_t(1) << 15;
@@ -105,4 +105,4 @@ DLX_INSTANTIATE_BN(float)
 DLX_INSTANTIATE_BN(double)
 #undef DLX_INSTANTIATE_BN
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

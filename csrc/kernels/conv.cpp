@@ -20,7 +20,7 @@
 // thread count.
 #include "conv.h"
 
-#include <omp.h>
+#include "openmp.h"
 
 #include <algorithm>
 #include <cstring>
@@ -31,7 +31,7 @@
 #include "shifted_kernel.h"
 #include "transpose.h"
 
-namespace dlx {
+namespace dlx::DLX_CPU_LEVEL {
 namespace {
 
 // Elements of one thread's column buffer (4 MiB of floats): large enough for an efficient
@@ -638,4 +638,4 @@ DLX_INSTANTIATE_CONV(float)
 DLX_INSTANTIATE_CONV(double)
 #undef DLX_INSTANTIATE_CONV
 
-}  // namespace dlx
+}  // namespace dlx::DLX_CPU_LEVEL

@@ -32,8 +32,8 @@ from . import (
     tune,
 )
 from ._random import get_rng, seed
-from .config import show_config
 from .checkpoint import CheckpointError, load, save
+from .config import show_config
 from .layers import Layer
 from .network import Sequential
 from .registry import build_layer, get_layer, list_layers, refresh_plugins, register_layer

@@ -200,3 +200,17 @@ def test_weight_init_overrides_a_builtin_model_but_not_a_config(tmp_path):
     (tmp_path / "net.json").write_text(json.dumps({"layers": [{"type": "ReLU"}]}))
     with pytest.raises(ValueError, match="--weight-init applies to the built-in models"):
         build_model(str(tmp_path / "net.json"), (1, 28, 28), weight_init="he")
+
+
+def test_config_and_version_name_the_cpu_capability():
+    result = dlx_cli("config")
+    assert result.returncode == 0, result.stderr
+    capability = dlx.ops.cpu_capability()
+    assert f"cpu capability: {capability}" in result.stdout
+    assert "compiler: " in result.stdout and "blas: OpenBLAS" in result.stdout
+    version = dlx_cli("--version")
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == (
+        f"dlx {dlx.__version__} (C++ kernels: {capability}; see dlx config)"
+    )
+    assert dlx.__version__ != "0.0.0"  # the installed distribution's version is found

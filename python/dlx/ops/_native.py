@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import warnings
 
-# Loads libscipy_openblas into the process, where the extension's BLAS dependency finds it.
-import scipy_openblas32  # noqa: F401
+# Loads libscipy_openblas into the process with its symbols global: the extension is not
+# linked against it (see CMakeLists.txt) and finds its BLAS there, so it must come first.
+import scipy_openblas32  # noqa: F401, I001
 
 from dlx import _core
 

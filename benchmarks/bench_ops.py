@@ -4,6 +4,8 @@ and PyTorch when it is installed, timed in one process on the same arrays.
     python benchmarks/bench_ops.py                 # every shape, both cores
     python benchmarks/bench_ops.py --threads 1     # single-threaded comparison
     python benchmarks/bench_ops.py --skip-numpy    # faster: leave out the NumPy reference
+    python benchmarks/bench_ops.py --other-build PATH/_core.cpython-*.so
+                                                   # also time another build of dlx's extension
 
 Each row: median milliseconds over --repeats runs (dlx and PyTorch take turns, so a slow
 moment of the machine hits both alike; see timed; the NumPy reference is timed last),
@@ -73,9 +75,38 @@ def timed(fns: dict, repeats: int) -> dict[str, float]:
 BLAS_IDLE_SECONDS = 0.5
 
 
+def load_other_build(path: str):
+    """Another build's dlx._core (a -march=native build, say), loaded beside this one."""
+    import importlib.machinery
+    import importlib.util
+
+    import dlx.ops  # noqa: F401  (loads OpenBLAS first, as dlx does)
+
+    loader = importlib.machinery.ExtensionFileLoader("_core", path)
+    spec = importlib.util.spec_from_file_location("_core", path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+OTHER_BUILD = None  # set by --other-build
+
+
 def with_reference(dlx_step, with_numpy: bool) -> dict:
-    """{"dlx": dlx_step}, plus the same step on the NumPy reference backend if asked."""
+    """{"dlx": dlx_step}, plus the same step on the NumPy reference backend and on another
+    build's extension if asked."""
     fns = {"dlx": dlx_step}
+    if OTHER_BUILD is not None:
+        from dlx.ops import _native
+
+        def other_build_step():
+            this_build, _native._core = _native._core, OTHER_BUILD
+            try:
+                dlx_step()
+            finally:
+                _native._core = this_build
+
+        fns["other"] = other_build_step
     if with_numpy:
         import dlx.ops as ops
 
@@ -207,7 +238,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--skip-numpy", action="store_true", help="leave out the NumPy reference")
     parser.add_argument("--only", nargs="*", help="shape names to run")
+    parser.add_argument(
+        "--other-build", help="another build's dlx/_core*.so, timed in turns with this one"
+    )
     args = parser.parse_args()
+    global OTHER_BUILD
+    if args.other_build:
+        OTHER_BUILD = load_other_build(args.other_build)
 
     set_threads(args.threads)
     try:
@@ -219,7 +256,7 @@ def main() -> None:
     import dlx
 
     print(
-        f"dlx {dlx.__version__}, numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}; "
+        f"dlx {dlx.__version__} ({dlx.ops.cpu_capability()} kernels), numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}; "
         f"{platform.processor() or platform.machine()}, {args.threads} threads, float32, forward + backward"
     )
     ceiling = sgemm_ceiling(args.threads)
@@ -228,7 +265,7 @@ def main() -> None:
     header = f"{'shape':16s} {'dlx ms':>8s} {'GFLOP/s':>8s} {'of sgemm':>8s} {'torch ms':>9s} {'numpy ms':>9s} {'dlx/torch':>9s} {'numpy/dlx':>9s}"
     print(header)
     print("-" * len(header))
-    ratios = []
+    ratios, other_ratios = [], []
     rows = [(name, conv_callables, shape) for name, shape in CONV_SHAPES.items()]
     rows += [(name, pool_callables, spec) for name, spec in POOL_SHAPES.items()]
     rows = [row for row in rows if not args.only or row[0] in args.only]
@@ -249,11 +286,21 @@ def main() -> None:
         vs_numpy = f"{ms['numpy'] / ms['dlx']:9.1f}" if "numpy" in ms else f"{'-':>9s}"
         if "torch" in ms and flops:
             ratios.append(ms["dlx"] / ms["torch"])
+        other = ""
+        if "other" in ms:
+            other_ratios.append(ms["dlx"] / ms["other"])
+            other = f"   other build {ms['other']:8.2f} ms, dlx/other {other_ratios[-1]:.3f}"
         print(
             f"{name:16s} {ms['dlx']:8.2f} {gflops} {share} {torch_ms} {numpy_ms} {vs_torch} {vs_numpy}"
+            + other
         )
     if ratios:
         print(f"convolution geometric mean dlx/torch: {float(np.exp(np.mean(np.log(ratios)))):.2f}")
+    if other_ratios:
+        print(
+            "geometric mean dlx/other build (every row): "
+            f"{float(np.exp(np.mean(np.log(other_ratios)))):.3f}"
+        )
     if torch is not None and (not args.only or "resnet-block" in args.only):
         d = peak_extra_mib("dlx", "resnet-block", args.threads)
         p = peak_extra_mib("torch", "resnet-block", args.threads)

@@ -346,6 +346,9 @@ PYBIND11_MODULE(_core, m) {
   // Parallelism comes from the kernels' OpenMP loops; a threaded BLAS inside them would
   // oversubscribe the cores.
   scipy_openblas_set_num_threads(1);
+  // Choose the CPU level now, so that a build whose kernels this CPU cannot run (a
+  // DLX_NATIVE_ARCH build on another machine) fails to import, not at its first kernel.
+  dlx::current_level();
 
 
   def_both(m, "im2col", &im2col<float>, &im2col<double>,

@@ -29,9 +29,9 @@ bool has(const char* feature) {
   return false;
 }
 
-bool runs_avx2() { return has("avx") && has("avx2") && has("fma"); }
+[[maybe_unused]] bool runs_avx2() { return has("avx") && has("avx2") && has("fma"); }
 
-bool runs_avx512() {
+[[maybe_unused]] bool runs_avx512() {
   return runs_avx2() && has("avx512f") && has("avx512bw") && has("avx512dq") && has("avx512vl");
 }
 

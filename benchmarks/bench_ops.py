@@ -10,8 +10,8 @@ and PyTorch when it is installed, timed in one process on the same arrays.
 Each row: median milliseconds over --repeats runs (dlx and PyTorch take turns, so a slow
 moment of the machine hits both alike; see timed; the NumPy reference is timed last),
 GFLOP/s of dlx and its share of NumPy's sgemm on 2048^3 at the same thread count, the ratios,
-and the peak extra memory of a dlx and a PyTorch forward + backward on resnet-block (the
-growth of the resident set in a child process, which sees C++ buffers as well as NumPy's).
+and the peak extra memory of a dlx and a PyTorch forward + backward of each shape (the growth
+of the resident set in a child process, which sees C++ buffers as well as NumPy's).
 """
 
 from __future__ import annotations
@@ -200,7 +200,10 @@ if impl == "torch":
     import torch
     torch.set_num_threads({threads})
 bench_ops.set_threads({threads})
-fns, _ = bench_ops.conv_callables(bench_ops.CONV_SHAPES[name], False, torch)
+if name in bench_ops.CONV_SHAPES:
+    fns, _ = bench_ops.conv_callables(bench_ops.CONV_SHAPES[name], False, torch)
+else:
+    fns, _ = bench_ops.pool_callables(bench_ops.POOL_SHAPES[name], False, torch)
 
 def kib(field):
     with open("/proc/self/status") as f:
@@ -237,6 +240,9 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--skip-numpy", action="store_true", help="leave out the NumPy reference")
+    parser.add_argument(
+        "--skip-memory", action="store_true", help="leave out the peak memory of each shape"
+    )
     parser.add_argument("--only", nargs="*", help="shape names to run")
     parser.add_argument(
         "--other-build", help="another build's dlx/_core*.so, timed in turns with this one"
@@ -262,7 +268,10 @@ def main() -> None:
     ceiling = sgemm_ceiling(args.threads)
     time.sleep(BLAS_IDLE_SECONDS)  # NumPy's BLAS threads spin on after the ceiling's GEMMs
     print(f"NumPy sgemm 2048^3: {ceiling:.1f} GFLOP/s (the ceiling; 'of sgemm' is dlx's share)")
+    memory = torch is not None and not args.skip_memory
     header = f"{'shape':16s} {'dlx ms':>8s} {'GFLOP/s':>8s} {'of sgemm':>8s} {'torch ms':>9s} {'numpy ms':>9s} {'dlx/torch':>9s} {'numpy/dlx':>9s}"
+    if memory:
+        header += f" {'dlx MiB':>8s} {'torch MiB':>9s}"
     print(header)
     print("-" * len(header))
     ratios, other_ratios = [], []
@@ -286,12 +295,18 @@ def main() -> None:
         vs_numpy = f"{ms['numpy'] / ms['dlx']:9.1f}" if "numpy" in ms else f"{'-':>9s}"
         if "torch" in ms and flops:
             ratios.append(ms["dlx"] / ms["torch"])
+        peaks = ""
+        if memory:
+            d = peak_extra_mib("dlx", name, args.threads)
+            q = peak_extra_mib("torch", name, args.threads)
+            peaks = f" {d:8.1f} {q:9.1f}" if d is not None and q is not None else ""
         other = ""
         if "other" in ms:
             other_ratios.append(ms["dlx"] / ms["other"])
             other = f"   other build {ms['other']:8.2f} ms, dlx/other {other_ratios[-1]:.3f}"
         print(
             f"{name:16s} {ms['dlx']:8.2f} {gflops} {share} {torch_ms} {numpy_ms} {vs_torch} {vs_numpy}"
+            + peaks
             + other
         )
     if ratios:
@@ -301,11 +316,6 @@ def main() -> None:
             "geometric mean dlx/other build (every row): "
             f"{float(np.exp(np.mean(np.log(other_ratios)))):.3f}"
         )
-    if torch is not None and (not args.only or "resnet-block" in args.only):
-        d = peak_extra_mib("dlx", "resnet-block", args.threads)
-        p = peak_extra_mib("torch", "resnet-block", args.threads)
-        if d is not None and p is not None:
-            print(f"resnet-block peak extra memory per step: dlx {d:.1f} MiB, torch {p:.1f} MiB")
 
 
 if __name__ == "__main__":

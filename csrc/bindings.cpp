@@ -16,6 +16,7 @@
 #include "build_info.h"
 #include "dispatch.h"
 #include "openmp.h"
+#include "workspace.h"
 
 namespace py = pybind11;
 using dlx::Frame;
@@ -57,21 +58,30 @@ Frame frame_for(index_t n, index_t c, index_t h, index_t w, const Window2d& win)
   return dlx::make_frame(n, c, h, w, win);
 }
 
-// Pooling windows must each cover a real cell, so the planes cannot be empty.
-void check_pool_plane(const Frame& f) {
-  if (f.h < 1 || f.w < 1) dlx::fail("pooling needs H and W >= 1, got (", f.h, ", ", f.w, ")");
-}
-
 Frame frame_of(const py::array& x, const Window2d& win) {
   check_ndim(x, 4, "x");
   return frame_for(x.shape(0), x.shape(1), x.shape(2), x.shape(3), win);
 }
 
-void check_pool_pad(const Window2d& win) {
+// The window and frame of a pooling op over an (N, C, H, W) input. Every window must cover a
+// real cell: the padding is at most half the kernel, and the planes are not empty.
+std::pair<Window2d, Frame> pool_geometry(index_t n, index_t c, index_t h, index_t w, index_t kh,
+                                         index_t kw, index_t sh, index_t sw, index_t ph,
+                                         index_t pw) {
+  const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
   if (2 * win.ph > win.kh || 2 * win.pw > win.kw) {
     dlx::fail("pad (", win.ph, ", ", win.pw, ") must be at most half of kernel_size (", win.kh,
               ", ", win.kw, ")");
   }
+  const Frame f = frame_for(n, c, h, w, win);
+  if (f.h < 1 || f.w < 1) dlx::fail("pooling needs H and W >= 1, got (", f.h, ", ", f.w, ")");
+  return {win, f};
+}
+
+std::pair<Window2d, Frame> pool_geometry(const py::array& x, index_t kh, index_t kw, index_t sh,
+                                         index_t sw, index_t ph, index_t pw) {
+  check_ndim(x, 4, "x");
+  return pool_geometry(x.shape(0), x.shape(1), x.shape(2), x.shape(3), kh, kw, sh, sw, ph, pw);
 }
 
 void check_shape(const py::array& a, std::initializer_list<index_t> shape, const char* name) {
@@ -126,19 +136,35 @@ Array<T> conv2d_forward(const Array<T>& x, const Array<T>& w, std::optional<Arra
   return y;
 }
 
+py::dict describe(const dlx::ProductDescription& d) {
+  py::dict product;
+  product["algorithm"] = d.algorithm;
+  product["parallel"] = d.parallel;
+  product["items"] = d.items;
+  product["images"] = d.images;
+  product["blocks"] = d.blocks;
+  product["length"] = d.length;
+  product["tile"] = d.tile_rows ? py::object(py::make_tuple(d.tile_rows, d.tile_columns)) : py::none();
+  product["workspace_bytes"] = d.workspace_bytes;
+  return product;
+}
+
 template <typename T>
-py::dict conv2d_algorithms(const Array<T>& x, const Array<T>& w, index_t sh, index_t sw,
-                           index_t ph, index_t pw) {
+py::dict conv2d_plan(const Array<T>& x, const Array<T>& w, index_t sh, index_t sw, index_t ph,
+                     index_t pw) {
   check_ndim(w, 4, "w");
   const Window2d win = make_window(w.shape(2), w.shape(3), sh, sw, ph, pw);
   const Frame f = frame_of(x, win);
   if (w.shape(1) != f.c) dlx::fail("w has ", w.shape(1), " input channels but x has ", f.c);
-  const dlx::ConvAlgorithms a = dlx::kernels<T>().conv2d_algorithms(f, w.shape(0), win);
-  py::dict names;
-  names["forward"] = a.forward;
-  names["grad_weight"] = a.grad_weight;
-  names["grad_input"] = a.grad_input;
-  return names;
+  const dlx::ConvPlanDescription plan = dlx::kernels<T>().conv2d_plan(f, w.shape(0), win);
+  py::dict out;
+  out["forward"] = describe(plan.forward);
+  out["grad_weight"] = describe(plan.grad_weight);
+  out["grad_input"] = describe(plan.grad_input);
+  out["threads"] = plan.threads;
+  out["forward_workspace_bytes"] = plan.forward_workspace_bytes;
+  out["backward_workspace_bytes"] = plan.backward_workspace_bytes;
+  return out;
 }
 
 template <typename T>
@@ -168,10 +194,7 @@ template <typename T>
 std::tuple<Array<T>, Array<std::int64_t>> max_pool2d_forward(const Array<T>& x, index_t kh,
                                                              index_t kw, index_t sh, index_t sw,
                                                              index_t ph, index_t pw) {
-  const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
-  check_pool_pad(win);
-  const Frame f = frame_of(x, win);
-  check_pool_plane(f);
+  const auto [win, f] = pool_geometry(x, kh, kw, sh, sw, ph, pw);
   Array<T> y({f.n, f.c, f.oh, f.ow});
   Array<std::int64_t> argmax({f.n, f.c, f.oh, f.ow});
   {
@@ -185,11 +208,8 @@ template <typename T>
 Array<T> max_pool2d_backward(const Array<T>& dy, const Array<std::int64_t>& argmax,
                              std::tuple<index_t, index_t, index_t, index_t> x_shape, index_t kh,
                              index_t kw, index_t sh, index_t sw, index_t ph, index_t pw) {
-  const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
-  check_pool_pad(win);
   const auto [n, c, h, w] = x_shape;
-  const Frame f = frame_for(n, c, h, w, win);
-  check_pool_plane(f);
+  const auto [win, f] = pool_geometry(n, c, h, w, kh, kw, sh, sw, ph, pw);
   check_shape(dy, {f.n, f.c, f.oh, f.ow}, "dy");
   check_shape(argmax, {f.n, f.c, f.oh, f.ow}, "argmax");
   Array<T> dx({n, c, h, w});
@@ -208,10 +228,7 @@ Array<T> max_pool2d_backward(const Array<T>& dy, const Array<std::int64_t>& argm
 template <typename T>
 Array<T> avg_pool2d_forward(const Array<T>& x, index_t kh, index_t kw, index_t sh, index_t sw,
                             index_t ph, index_t pw) {
-  const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
-  check_pool_pad(win);
-  const Frame f = frame_of(x, win);
-  check_pool_plane(f);
+  const auto [win, f] = pool_geometry(x, kh, kw, sh, sw, ph, pw);
   Array<T> y({f.n, f.c, f.oh, f.ow});
   py::gil_scoped_release release;
   dlx::kernels<T>().avg_pool2d_forward(x.data(), y.mutable_data(), f, win);
@@ -222,11 +239,8 @@ template <typename T>
 Array<T> avg_pool2d_backward(const Array<T>& dy,
                              std::tuple<index_t, index_t, index_t, index_t> x_shape, index_t kh,
                              index_t kw, index_t sh, index_t sw, index_t ph, index_t pw) {
-  const Window2d win = make_window(kh, kw, sh, sw, ph, pw);
-  check_pool_pad(win);
   const auto [n, c, h, w] = x_shape;
-  const Frame f = frame_for(n, c, h, w, win);
-  check_pool_plane(f);
+  const auto [win, f] = pool_geometry(n, c, h, w, kh, kw, sh, sw, ph, pw);
   check_shape(dy, {f.n, f.c, f.oh, f.ow}, "dy");
   Array<T> dx({n, c, h, w});
   py::gil_scoped_release release;
@@ -367,8 +381,9 @@ PYBIND11_MODULE(_core, m) {
            py::arg("dy").noconvert(), py::arg("x").noconvert(), py::arg("w").noconvert(),
            py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"),
            py::arg("input_grad") = true);
-  def_both(m, "conv2d_algorithms", &conv2d_algorithms<float>, &conv2d_algorithms<double>,
-           "x, w -> {'forward', 'grad_weight', 'grad_input'}: the algorithm of each product.",
+  def_both(m, "conv2d_plan", &conv2d_plan<float>, &conv2d_plan<double>,
+           "x, w -> the plan of conv2d_forward and conv2d_backward: per product the algorithm, "
+           "items, tile and workspace, and the workspace each pass leases.",
            py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("sh"), py::arg("sw"),
            py::arg("ph"), py::arg("pw"));
   def_both(m, "max_pool2d_forward", &max_pool2d_forward<float>, &max_pool2d_forward<double>,
@@ -464,6 +479,36 @@ PYBIND11_MODULE(_core, m) {
       },
       "The OpenBLAS the kernels call: its build configuration, the core type it chose, and its "
       "thread count (1: the kernels' own threads call it).");
+
+  m.def(
+      "_force_conv_route",
+      [](const std::string& route) {
+        if (route == "planned") {
+          dlx::set_conv_route(dlx::ConvRoute::planned);
+        } else if (route == "im2col") {
+          dlx::set_conv_route(dlx::ConvRoute::unfolded);
+        } else if (route == "shifted") {
+          dlx::set_conv_route(dlx::ConvRoute::shifted);
+        } else {
+          dlx::fail("route must be 'planned', 'im2col' or 'shifted', got '", route, "'");
+        }
+      },
+      "For the tests: every convolution takes this route where it can ('im2col' or "
+      "'shifted'), or the planner's choice ('planned').",
+      py::arg("route"));
+  m.def("workspace_bytes", &dlx::workspace_bytes,
+        "Bytes the kernels' workspace pool holds now (kept between calls up to the budget).");
+  m.def("release_workspace", &dlx::release_workspace, "Frees the workspace pool's idle memory.");
+  m.def("workspace_budget", &dlx::workspace_budget,
+        "Bytes the workspace pool may keep between calls; also what the plans divide among "
+        "the threads.");
+  m.def(
+      "set_workspace_budget",
+      [](std::int64_t bytes) {
+        if (bytes < 0) dlx::fail("the workspace budget must be >= 0 bytes, got ", bytes);
+        dlx::set_workspace_budget(static_cast<std::size_t>(bytes));
+      },
+      "Sets the workspace budget in bytes.", py::arg("bytes"));
 
   m.def("get_num_threads", &omp_get_max_threads, "Threads the kernels' OpenMP loops use.");
   m.def(

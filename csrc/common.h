@@ -34,11 +34,21 @@ inline Frame make_frame(index_t n, index_t c, index_t h, index_t w, const Window
   return Frame{n, c, h, w, output_size(h, win.kh, win.sh, win.ph), output_size(w, win.kw, win.sw, win.pw)};
 }
 
-// The algorithm of each of a convolution's three products, as conv2d_algorithms names it.
-struct ConvAlgorithms {
-  const char* forward;
-  const char* grad_weight;
-  const char* grad_input;
+// What a convolution's plan decided for one of its three products (see
+// csrc/kernels/conv_plan.h), as dlx.ops.conv2d_plan reports it.
+struct ProductDescription {
+  const char* algorithm;
+  bool parallel;
+  index_t items, images, blocks, length;
+  int tile_rows, tile_columns;
+  index_t workspace_bytes;  // each thread's
+};
+
+struct ConvPlanDescription {
+  ProductDescription forward, grad_weight, grad_input;
+  int threads;
+  // What the forward and the backward pass lease from the workspace pool, all threads together.
+  index_t forward_workspace_bytes, backward_workspace_bytes;
 };
 
 // Builds a message from streamable parts and throws std::invalid_argument,

@@ -133,4 +133,11 @@ void set_level(const std::string& name) {
 
 std::string current_level() { return chosen().load()->level; }
 
+namespace {
+std::atomic<ConvRoute> forced_route{ConvRoute::planned};
+}  // namespace
+
+ConvRoute conv_route() { return forced_route.load(std::memory_order_relaxed); }
+void set_conv_route(ConvRoute route) { forced_route.store(route); }
+
 }  // namespace dlx

@@ -22,7 +22,7 @@ struct KernelSet {
                          const Window2d& win);
   void (*conv2d_backward)(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db,
                           const Frame& f, index_t fn, const Window2d& win);
-  ConvAlgorithms (*conv2d_algorithms)(const Frame& f, index_t fn, const Window2d& win);
+  ConvPlanDescription (*conv2d_plan)(const Frame& f, index_t fn, const Window2d& win);
   void (*max_pool2d_forward)(const T* x, T* y, std::int64_t* argmax, const Frame& f,
                              const Window2d& win);
   index_t (*max_pool2d_backward)(const T* dy, const std::int64_t* argmax, T* dx, const Frame& f);
@@ -59,5 +59,11 @@ std::vector<std::string> supported_levels();
 void set_level(const std::string& name);
 // The level in use.
 std::string current_level();
+
+// For the tests only: the convolution route every plan takes where it can, instead of the
+// planner's choice, so that each route's executors meet every geometry.
+enum class ConvRoute { planned, unfolded, shifted };
+ConvRoute conv_route();
+void set_conv_route(ConvRoute route);
 
 }  // namespace dlx

@@ -8,7 +8,7 @@
 namespace dlx {
 namespace {
 
-constexpr std::size_t kAlignment = 64;  // a cache line, and an AVX-512 vector
+constexpr std::size_t kAlignment = 4096;  // a page: each thread's part of a block starts on its own
 
 struct Block {
   void* data;

@@ -26,12 +26,13 @@ for source in csrc/kernels/*.cpp; do
   echo "$cxx -c $source"
   "$cxx" "${flags[@]}" -DDLX_CPU_LEVEL=baseline -c "$source" -o "$out/$(basename "$source").o"
 done
-echo "$cxx -c csrc/dispatch.cpp csrc/bindings.cpp"
-"$cxx" "${flags[@]}" -DDLX_LEVEL_BASELINE -c csrc/dispatch.cpp -o "$out/dispatch.o"
-"$cxx" "${flags[@]}" -DDLX_LEVEL_BASELINE -c csrc/bindings.cpp -o "$out/bindings.o" \
-  $(python3 -m pybind11 --includes)
+for source in csrc/*.cpp; do
+  echo "$cxx -c $source"
+  "$cxx" "${flags[@]}" -DDLX_LEVEL_BASELINE -c "$source" -o "$out/$(basename "$source").o" \
+    $(python3 -m pybind11 --includes)
+done
 file "$out"/*.o | sed 's/, with debug_info//'
 # The register tile of the shifted kernel: 32 NEON registers give the 8 x 3 tile.
-grep -q "fmla" <(aarch64-linux-gnu-objdump -d "$out/conv.cpp.o") \
+grep -q "fmla" <(aarch64-linux-gnu-objdump -d "$out/conv_shifted.cpp.o") \
   || { echo "no NEON multiply-adds in the aarch64 convolution" >&2; exit 1; }
 echo "aarch64: compiled, with NEON multiply-adds in the convolution"

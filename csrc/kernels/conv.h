@@ -1,5 +1,5 @@
 // im2col / col2im in the book's layout, and convolution forward and backward as GEMMs
-// (im2col + GEMM, or shifted slices of the padded image at stride 1: see conv.cpp).
+// (im2col + GEMM, or shifted slices of the padded image at stride 1: see conv_plan.h).
 //
 // Notation: x (N, C, H, W), w (FN, C, KH, KW), b (FN), y (N, FN, OH, OW),
 // OH = (H + 2 * PH - KH) / SH + 1 and OW = (W + 2 * PW - KW) / SW + 1. All arrays are
@@ -33,7 +33,9 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
 // geometry, dtype and the current thread count (see conv.cpp): "im2col", "pointwise" (a 1x1
 // kernel, whose column matrix is the image), "shifted" or "shifted by positions".
 
+// What conv2d_forward and conv2d_backward would run for these shapes, at the current thread
+// count and workspace budget.
 template <typename T>
-ConvAlgorithms conv2d_algorithms(const Frame& f, index_t fn, const Window2d& win);
+ConvPlanDescription conv2d_plan(const Frame& f, index_t fn, const Window2d& win);
 
 }  // namespace dlx::DLX_CPU_LEVEL

@@ -9,13 +9,13 @@
 // `out` KH*KW times, and with 16 to 64 channels OpenBLAS's kernels spend much of their time
 // packing such thin operands; this kernel keeps a tile of `out` (rows x vectors*lanes) in
 // registers through every offset and every k, loads each input vector once per tile for
-// `rows` multiply-adds, and writes each output once. It ran 1.2-2x faster than the per-offset
-// GEMMs on the course's layers, as oneDNN's direct convolution runs faster than its GEMM one.
+// `rows` multiply-adds, and writes each output once, as oneDNN's direct convolution does
+// (docs/core.md has the measurements).
 //
-// It is written with GCC/Clang vector extensions: the build targets the machine's CPU, and
-// the compiler maps each vector onto its widest registers, so the same code is AVX-512, AVX2,
-// SSE or NEON. The tile is sized to the register file: rows*vectors accumulators, `vectors`
-// inputs and one broadcast element. scripts/other_isas.sh tests the builds for 16 registers.
+// It is written with GCC/Clang vector extensions: each CPU level's copy (see level.h) maps
+// each vector onto that level's widest registers, so the same code is AVX-512, AVX2, SSE or
+// NEON. The tile is sized to the register file: rows*vectors accumulators, `vectors` inputs
+// and one broadcast element.
 #pragma once
 
 #include <algorithm>
@@ -43,8 +43,8 @@ constexpr int kRegisters = 16;
 template <typename T>
 struct Tile {
   static constexpr int lanes = kVectorBytes / static_cast<int>(sizeof(T));
-  // 8 x 3 ran faster than 6 x 4, 4 x 6 and 5 x 5 with AVX-512, and fits channel counts that are
-  // multiples of 8 without padding.
+  // The fastest shape measured with 32 registers (docs/core.md), and it fits channel counts
+  // that are multiples of 8 without padding.
   static constexpr int rows = kRegisters == 32 ? 8 : 4;
   static constexpr int vectors = 3;
 };
@@ -280,8 +280,7 @@ void add_shifted_products(const T* a, index_t lda, const T* b, index_t ldb,
   constexpr int R = Tile<T>::rows;
   constexpr int V = Tile<T>::vectors;
   constexpr int L = Tile<T>::lanes;
-  // Positions a chunk, about: 128 ran 6% faster than 64 on deepconv-b's grad weight, and 256
-  // 12% slower on resnet-block's.
+  // Positions a chunk, about: the fastest measured (docs/core.md).
   constexpr index_t kChunk = 128;
   const index_t chunk_lines = std::max<index_t>(1, kChunk / line_stride);
   const index_t skip = line_stride - run;

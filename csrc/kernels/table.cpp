@@ -17,7 +17,7 @@ constexpr KernelSet<T> kernel_set() {
                       &col2im<T>,
                       &conv2d_forward<T>,
                       &conv2d_backward<T>,
-                      &conv2d_algorithms<T>,
+                      &conv2d_plan<T>,
                       &max_pool2d_forward<T>,
                       &max_pool2d_backward<T>,
                       &avg_pool2d_forward<T>,

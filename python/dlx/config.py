@@ -55,6 +55,8 @@ def config() -> dict[str, Any]:
         "build": dict(core.build_info()),
         "blas": dict(core.blas_info()),
         "threads": core.get_num_threads(),
+        "workspace_bytes": core.workspace_bytes(),
+        "workspace_budget": core.workspace_budget(),
     }
     return facts
 
@@ -105,5 +107,7 @@ def show_config(file: TextIO | None = None) -> None:
             f"  core type: {blas['core']}",
             f"  threads: {blas['threads']} (called from each of dlx's threads)",
             f"threads: {kernels['threads']} (DLX_NUM_THREADS, else OMP_NUM_THREADS, else every core)",
+            f"workspace: {kernels['workspace_bytes'] / 2**20:.1f} MiB held, budget "
+            f"{kernels['workspace_budget'] / 2**20:.0f} MiB (DLX_WORKSPACE_MB)",
         ]
     print("\n".join(lines), file=file if file is not None else sys.stdout)

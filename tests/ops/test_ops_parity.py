@@ -60,6 +60,37 @@ def test_conv2d(rng, dtype, kernel, stride, pad):
             assert_close(got, want, dtype)
 
 
+@pytest.fixture(params=["im2col", "shifted"])
+def forced_route(request):
+    """Every convolution takes this route wherever it can compute the product (a test-only
+    switch of the planner), so each route's executors meet the whole grid."""
+    core = ops._module_of("cpp")._core
+    core._force_conv_route(request.param)
+    yield request.param
+    core._force_conv_route("planned")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("kernel", "stride", "pad"), GRID, ids=_ids(GRID))
+def test_conv2d_by_each_route(rng, dtype, kernel, stride, pad, forced_route):
+    x = rng.standard_normal(X_SHAPE).astype(dtype)
+    w = rng.standard_normal((FN, X_SHAPE[1], *kernel)).astype(dtype)
+    b = rng.standard_normal(FN).astype(dtype)
+    algorithms = set(ops.conv2d_algorithms(x, w, stride, pad).values())
+    pointwise = kernel == (1, 1) and stride == (1, 1) and pad == (0, 0)
+    if forced_route == "shifted" and stride == (1, 1) and not pointwise:
+        assert algorithms <= {"shifted", "shifted by positions"}
+    else:
+        assert algorithms == {"pointwise" if pointwise else "im2col"}
+    y = ops.conv2d(x, w, b, stride, pad)
+    assert_close(y, naive.conv2d(x, w, b, stride, pad), dtype)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for got, want in zip(
+        ops.conv2d_backward(dy, x, w, stride, pad), naive.conv2d_backward(dy, x, w, stride, pad)
+    ):
+        assert_close(got, want, dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("kernel", "stride", "pad"), POOL_GRID, ids=_ids(POOL_GRID))
 def test_max_pool2d(rng, dtype, kernel, stride, pad):

@@ -41,6 +41,7 @@ __all__ = [
     "conv2d",
     "conv2d_algorithms",
     "conv2d_backward",
+    "conv2d_plan",
     "conv_output_size",
     "cpu_capabilities",
     "cpu_capability",
@@ -48,9 +49,13 @@ __all__ = [
     "max_pool2d",
     "max_pool2d_backward",
     "reference",
+    "release_workspace",
     "relu",
     "relu_backward",
+    "set_workspace_budget",
     "use_backend",
+    "workspace_budget",
+    "workspace_bytes",
 ]
 
 BACKENDS = ("cpp", "numpy")
@@ -125,6 +130,53 @@ def _run(name: str, *args):
     """Call ``name`` on the active backend, with every array argument made C-contiguous."""
     args = tuple(np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args)
     return getattr(_module_of(_active), name)(*args)
+
+
+def conv2d_plan(x: np.ndarray, w: np.ndarray, stride=1, pad=0) -> dict:
+    """What the C++ kernels plan for :func:`conv2d` and :func:`conv2d_backward` on these
+    arrays, with the current thread count and workspace budget.
+
+    For each product (``"forward"``, ``"grad_weight"``, ``"grad_input"``) a dict of its
+    ``algorithm`` (as :func:`conv2d_algorithms` names it), whether it runs ``parallel``, its
+    ``items`` (the pieces of work the threads share: ``images`` whole images side by side, or
+    ``blocks`` blocks of ``length`` positions an image; for the grad input, groups of
+    ``length`` channels), the shifted route's register ``tile`` (rows, columns of the output;
+    None for im2col) and each thread's ``workspace_bytes``. Also ``threads``, and the
+    ``forward_workspace_bytes`` and ``backward_workspace_bytes`` each pass leases from the
+    workspace pool (see :func:`workspace_bytes`). docs/core.md explains how it is made.
+    """
+    x, w, stride, pad, _ = _conv_args(x, w, stride, pad)
+    args = tuple(np.ascontiguousarray(a) for a in (x, w))
+    return _module_of("cpp").conv2d_plan(*args, stride, pad)
+
+
+def workspace_bytes() -> int:
+    """Bytes of working memory the C++ kernels hold now.
+
+    The convolution's buffers come from one pool, which keeps what it holds between calls
+    within a budget (:func:`workspace_budget`) and frees the rest after each call: a large
+    call is served, then trimmed back.
+    """
+    return _module_of("cpp")._core.workspace_bytes()
+
+
+def release_workspace() -> None:
+    """Free the idle working memory of the C++ kernels (the next call allocates afresh)."""
+    _module_of("cpp")._core.release_workspace()
+
+
+def workspace_budget() -> int:
+    """Bytes the workspace pool may keep between calls (default 256 MiB, or
+    ``DLX_WORKSPACE_MB``). The plans also divide it among the threads: a smaller budget splits
+    a convolution into more, smaller items."""
+    return _module_of("cpp")._core.workspace_budget()
+
+
+def set_workspace_budget(megabytes: float) -> None:
+    """Set :func:`workspace_budget`, in MiB."""
+    if isinstance(megabytes, bool) or not isinstance(megabytes, (int, float)) or not megabytes >= 0:
+        raise ValueError(f"megabytes must be a number >= 0, got {megabytes!r}")
+    _module_of("cpp")._core.set_workspace_budget(int(megabytes * 2**20))
 
 
 def cpu_capability() -> str:

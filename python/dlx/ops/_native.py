@@ -7,7 +7,7 @@ import warnings
 
 # Loads libscipy_openblas into the process with its symbols global: the extension is not
 # linked against it (see CMakeLists.txt) and finds its BLAS there, so it must come first.
-import scipy_openblas32  # noqa: F401, I001
+import scipy_openblas32  # noqa: F401
 
 from dlx import _core
 
@@ -15,6 +15,9 @@ from dlx import _core
 # would wait forever for threads it does not have. A forked child therefore runs the kernels
 # on its own thread; processes started with "spawn" or "forkserver" keep every core.
 os.register_at_fork(after_in_child=lambda: _core.set_num_threads(1))
+
+# The three products of a convolution, as its plan names them.
+PRODUCTS = ("forward", "grad_weight", "grad_input")
 
 # The CPU levels the kernels are compiled for, lowest first (see csrc/dispatch.h).
 CPU_CAPABILITIES = ("baseline", "avx2", "avx512")
@@ -67,6 +70,22 @@ def cpu_capabilities():
     return tuple(_core.supported_capabilities())
 
 
+def _apply_workspace_budget_from_env() -> None:
+    value = os.environ.get("DLX_WORKSPACE_MB", "").strip()
+    if not value:
+        return
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = -1.0
+    if not megabytes >= 0:
+        raise ValueError(f"DLX_WORKSPACE_MB must be a number of MiB >= 0, got {value!r}")
+    _core.set_workspace_budget(int(megabytes * 2**20))
+
+
+_apply_workspace_budget_from_env()
+
+
 def im2col(x, kernel_size, stride, pad):
     return _core.im2col(x, *kernel_size, *stride, *pad)
 
@@ -79,8 +98,13 @@ def conv2d(x, w, b, stride, pad):
     return _core.conv2d_forward(x, w, b, *stride, *pad)
 
 
+def conv2d_plan(x, w, stride, pad):
+    return _core.conv2d_plan(x, w, *stride, *pad)
+
+
 def conv2d_algorithms(x, w, stride, pad):
-    return _core.conv2d_algorithms(x, w, *stride, *pad)
+    plan = conv2d_plan(x, w, stride, pad)
+    return {product: plan[product]["algorithm"] for product in PRODUCTS}
 
 
 def conv2d_backward(dy, x, w, stride, pad, input_grad=True):

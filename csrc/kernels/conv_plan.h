@@ -1,0 +1,95 @@
+// The convolution planner: from the shapes, the element type, the thread count, this CPU
+// level's register tiles and the workspace budget, it decides for each of a convolution's
+// three products (forward, grad weight, grad input) which algorithm runs, how the work is cut
+// into items for the threads, the tile, and the workspace every thread needs. The executors
+// (conv_im2col.cpp, conv_shifted.cpp) carry a plan out and decide nothing; conv.cpp makes the
+// plan, leases its workspace and calls them. docs/core.md has the measurements behind each
+// threshold.
+//
+// Notation: x (N, C, H, W), w (FN, C, KH, KW), y (N, FN, OH, OW), P = OH*OW positions,
+// CKK = C*KH*KW rows of the column matrix.
+#pragma once
+
+#include "level.h"
+
+namespace dlx::DLX_CPU_LEVEL {
+
+enum class ConvAlgorithm {
+  pointwise,             // 1x1, stride 1, no padding: the image is its own column matrix
+  im2col,                // the book's method: unfold, then one GEMM per item
+  shifted,               // stride 1: shifted slices of the padded image, register-blocked
+  shifted_by_positions,  // the same, the output tiled by positions (small images)
+};
+
+const char* name_of(ConvAlgorithm algorithm);
+
+// How one product runs.
+struct ProductPlan {
+  ConvAlgorithm algorithm;
+  bool parallel;     // worth waking the thread team for
+  index_t items;     // pieces of work the threads share (statically, in order)
+  // im2col and pointwise: an item is `images` whole images side by side (images > 1), or a
+  // block of `length` positions of one image, `blocks` blocks an image. For the grad input
+  // an item is a group of `length` channels of one image, `blocks` groups an image.
+  index_t images, blocks, length;
+  // shifted: the register tile, rows by columns of the product's output.
+  int tile_rows, tile_columns;
+  index_t workspace;  // elements of T each thread needs
+};
+
+struct ConvPlan {
+  ProductPlan forward, grad_weight, grad_input;
+  int threads;
+  // Elements of T each thread needs for the forward pass, and for the backward pass (the
+  // shifted route runs both gradients in one pass over the images, sharing its buffers).
+  index_t forward_workspace() const { return forward.workspace; }
+  index_t backward_workspace(bool input_grad) const;
+};
+
+// Elements of T the workspace budget allows each thread.
+template <typename T>
+index_t thread_workspace_limit(std::size_t budget_bytes, int threads);
+
+template <typename T>
+ConvPlan plan_conv(const Frame& f, index_t fn, const Window2d& win, int threads,
+                   index_t thread_limit);
+
+// The geometry of the shifted route (see conv_shifted.cpp): the image zero-padded into rows of
+// wp = W + PW (the zeros at the start of a row are also the right-hand padding of the row
+// before), the output computed wp positions wide.
+struct Shifted {
+  index_t wp;       // padded row length
+  index_t offsets;  // KH * KW
+  index_t reach;    // the largest offset, (KH-1)*Wp + KW-1
+  index_t wide;     // OH * Wp: positions of the wide output
+  index_t span;     // the wide output's columns as the kernel computes them (whole vectors)
+  index_t length;   // elements per padded channel: every slice the kernel reads
+  index_t inner;    // first position of dXpad inside the padding, PH*Wp
+  index_t dspan;    // H*Wp positions of dXpad from `inner`, as the kernel computes them
+  index_t dlength;  // elements per row of dY_wide with `reach` zeros on its left
+  index_t offset(index_t k, const Window2d& win) const { return (k / win.kw) * wp + k % win.kw; }
+};
+
+template <typename T>
+Shifted shifted_geometry(const Frame& f, const Window2d& win);
+
+// A thread's workspace holds up to three regions (an item's columns and output, say), each
+// starting on a cache line one line past a whole number of lines: regions read in lockstep
+// by a GEMM then never start a whole number of pages apart, where they would compete for the
+// same cache sets. region() is the distance from one region's start to the next.
+template <typename T>
+index_t region(index_t elements) {
+  constexpr index_t line = 64 / sizeof(T);
+  return (elements + line - 1) / line * line + line;
+}
+
+// The distance from one thread's part of the workspace to the next: whole pages, so that no
+// two threads write to one page (the hardware prefetchers, which stop at page boundaries,
+// would pull the other thread's lines into contention; docs/core.md has the cost).
+template <typename T>
+index_t thread_stride(index_t elements) {
+  constexpr index_t line = 64 / sizeof(T), page = 4096 / sizeof(T);
+  return (region<T>(elements + 3 * line) + page - 1) / page * page;
+}
+
+}  // namespace dlx::DLX_CPU_LEVEL

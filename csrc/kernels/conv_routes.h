@@ -1,0 +1,42 @@
+// The executors of the convolution's routes, each carrying out its part of a ConvPlan
+// (conv_plan.h) with the workspace conv.cpp leased for it: `workspace` holds plan.threads
+// parts of thread_stride(the product's workspace) elements, one a thread.
+#pragma once
+
+#include <vector>
+
+#include "conv_plan.h"
+
+namespace dlx::DLX_CPU_LEVEL {
+
+// im2col and pointwise (conv_im2col.cpp).
+template <typename T>
+void unfolded_forward(const ProductPlan& plan, const T* x, const T* w, const T* b, T* y,
+                      const Frame& f, index_t fn, const Window2d& win, T* workspace);
+template <typename T>
+void unfolded_grad_weight(const ProductPlan& plan, const T* dy, const T* x, T* dw,
+                          const Frame& f, index_t fn, const Window2d& win, T* workspace);
+template <typename T>
+void unfolded_grad_input(const ProductPlan& plan, const T* dy, const T* w, T* dx,
+                         const Frame& f, index_t fn, const Window2d& win, T* workspace);
+
+// Shifted slices, stride 1 (conv_shifted.cpp). The backward pass computes dw and, unless dx is
+// null, dx in one pass over the images: both gradients read each image's widened dy.
+template <typename T>
+void shifted_forward(const ProductPlan& plan, const T* x, const T* w, const T* b, T* y,
+                     const Frame& f, index_t fn, const Window2d& win, T* workspace);
+template <typename T>
+void shifted_backward(const ConvPlan& plan, const T* dy, const T* x, const T* w, T* dx, T* dw,
+                      const Frame& f, index_t fn, const Window2d& win, T* workspace);
+
+// Per-thread partial sums of `size` elements, side by side: adds those of threads 1..team-1
+// into thread 0's, in thread order, so the total repeats bit for bit at a fixed thread count.
+template <typename T>
+inline void sum_partials(std::vector<T>& partial, int team, index_t size) {
+  for (int t = 1; t < team; ++t) {
+    const T* src = partial.data() + static_cast<index_t>(t) * size;
+    for (index_t i = 0; i < size; ++i) partial[i] += src[i];
+  }
+}
+
+}  // namespace dlx::DLX_CPU_LEVEL

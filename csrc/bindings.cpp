@@ -162,8 +162,7 @@ py::dict conv2d_plan(const Array<T>& x, const Array<T>& w, index_t sh, index_t s
   out["grad_weight"] = describe(plan.grad_weight);
   out["grad_input"] = describe(plan.grad_input);
   out["threads"] = plan.threads;
-  out["forward_workspace_bytes"] = plan.forward_workspace_bytes;
-  out["backward_workspace_bytes"] = plan.backward_workspace_bytes;
+  out["workspace_bytes"] = plan.workspace_bytes;
   return out;
 }
 

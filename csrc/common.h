@@ -47,8 +47,8 @@ struct ProductDescription {
 struct ConvPlanDescription {
   ProductDescription forward, grad_weight, grad_input;
   int threads;
-  // What the forward and the backward pass lease from the workspace pool, all threads together.
-  index_t forward_workspace_bytes, backward_workspace_bytes;
+  // What each pass (forward or backward) leases from the workspace pool, all threads together.
+  index_t workspace_bytes;
 };
 
 // Builds a message from streamable parts and throws std::invalid_argument,

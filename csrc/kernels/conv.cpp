@@ -66,11 +66,12 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, in
     return;
   }
   const ConvPlan plan = plan_for<T>(f, fn, win);
-  WorkspaceLease workspace(workspace_bytes_for<T>(plan.threads, plan.forward_workspace()));
+  WorkspaceLease lease(workspace_bytes_for<T>(plan.threads, plan.thread_workspace()));
+  const ThreadParts<T> workspace{lease.as<T>(), thread_stride<T>(plan.thread_workspace())};
   if (is_shifted(plan.forward.algorithm)) {
-    shifted_forward(plan.forward, x, w, b, y, f, fn, win, workspace.as<T>());
+    shifted_forward(plan.forward, x, w, b, y, f, fn, win, workspace);
   } else {
-    unfolded_forward(plan.forward, x, w, b, y, f, fn, win, workspace.as<T>());
+    unfolded_forward(plan.forward, x, w, b, y, f, fn, win, workspace);
   }
 }
 
@@ -101,13 +102,14 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
   }
 
   const ConvPlan plan = plan_for<T>(f, fn, win);
-  WorkspaceLease workspace(workspace_bytes_for<T>(plan.threads, plan.backward_workspace(dx)));
+  WorkspaceLease lease(workspace_bytes_for<T>(plan.threads, plan.thread_workspace()));
+  const ThreadParts<T> workspace{lease.as<T>(), thread_stride<T>(plan.thread_workspace())};
   if (is_shifted(plan.grad_weight.algorithm)) {
-    shifted_backward(plan, dy, x, w, dx, dw, f, fn, win, workspace.as<T>());
+    shifted_backward(plan, dy, x, w, dx, dw, f, fn, win, workspace);
     return;
   }
-  unfolded_grad_weight(plan.grad_weight, dy, x, dw, f, fn, win, workspace.as<T>());
-  if (dx) unfolded_grad_input(plan.grad_input, dy, w, dx, f, fn, win, workspace.as<T>());
+  unfolded_grad_weight(plan.grad_weight, dy, x, dw, f, fn, win, workspace);
+  if (dx) unfolded_grad_input(plan.grad_input, dy, w, dx, f, fn, win, workspace);
 }
 
 template <typename T>
@@ -118,8 +120,7 @@ ConvPlanDescription conv2d_plan(const Frame& f, index_t fn, const Window2d& win)
       describe<T>(plan.grad_weight),
       describe<T>(plan.grad_input),
       plan.threads,
-      static_cast<index_t>(workspace_bytes_for<T>(plan.threads, plan.forward_workspace())),
-      static_cast<index_t>(workspace_bytes_for<T>(plan.threads, plan.backward_workspace(true)))};
+      static_cast<index_t>(workspace_bytes_for<T>(plan.threads, plan.thread_workspace()))};
 }
 
 #define DLX_INSTANTIATE_CONV(T)                                                                  \

@@ -108,14 +108,13 @@ Item<T> unfold_item(const ProductPlan& plan, index_t item, const T* x, const Fra
 
 template <typename T>
 void unfolded_forward(const ProductPlan& plan, const T* x, const T* w, const T* b, T* y,
-                      const Frame& f, index_t fn, const Window2d& win, T* workspace) {
+                      const Frame& f, index_t fn, const Window2d& win, const ThreadParts<T>& workspace) {
   const index_t rows = f.c * win.kh * win.kw;
   const index_t p = f.out_plane();
   const bool pointwise = plan.algorithm == ConvAlgorithm::pointwise;
-  const index_t stride = thread_stride<T>(plan.workspace);
 #pragma omp parallel if (plan.parallel)
   {
-    T* col = workspace + omp_get_thread_num() * stride;  // the item's columns
+    T* col = workspace.mine();  // the item's columns
     T* out = col + (pointwise ? 0 : region<T>(rows * plan.images * plan.length));  // a group's output
 #pragma omp for schedule(static)
     for (index_t i = 0; i < plan.items; ++i) {
@@ -151,11 +150,10 @@ void unfolded_forward(const ProductPlan& plan, const T* x, const T* w, const T* 
 // sum (BLAS beta = 1); the partials are added in thread order at the end.
 template <typename T>
 void unfolded_grad_weight(const ProductPlan& plan, const T* dy, const T* x, T* dw,
-                          const Frame& f, index_t fn, const Window2d& win, T* workspace) {
+                          const Frame& f, index_t fn, const Window2d& win, const ThreadParts<T>& workspace) {
   const index_t rows = f.c * win.kh * win.kw;
   const index_t p = f.out_plane();
   const bool pointwise = plan.algorithm == ConvAlgorithm::pointwise;
-  const index_t stride = thread_stride<T>(plan.workspace);
   std::vector<T> partial(static_cast<size_t>(omp_get_max_threads()) * fn * rows, T(0));
   int team = 1;
 #pragma omp parallel if (plan.parallel)
@@ -163,7 +161,7 @@ void unfolded_grad_weight(const ProductPlan& plan, const T* dy, const T* x, T* d
 #pragma omp single
     team = omp_get_num_threads();
     T* mine = partial.data() + static_cast<index_t>(omp_get_thread_num()) * fn * rows;
-    T* col = workspace + omp_get_thread_num() * stride;                      // the item's columns
+    T* col = workspace.mine();                      // the item's columns
     T* grad_out = col + (pointwise ? 0 : region<T>(rows * plan.images * plan.length));  // a group's dy
 #pragma omp for schedule(static)
     for (index_t i = 0; i < plan.items; ++i) {
@@ -193,15 +191,14 @@ void unfolded_grad_weight(const ProductPlan& plan, const T* dy, const T* x, T* d
 // dx: dcol = W^T * dY, folded back with col2im, an item a group of channels of one image.
 template <typename T>
 void unfolded_grad_input(const ProductPlan& plan, const T* dy, const T* w, T* dx,
-                         const Frame& f, index_t fn, const Window2d& win, T* workspace) {
+                         const Frame& f, index_t fn, const Window2d& win, const ThreadParts<T>& workspace) {
   const index_t kk = win.kh * win.kw;
   const index_t rows = f.c * kk;
   const index_t p = f.out_plane();
   const index_t groups = plan.blocks, per_group = plan.length;
-  const index_t stride = thread_stride<T>(plan.workspace);
 #pragma omp parallel if (plan.parallel)
   {
-    T* dcol = workspace + omp_get_thread_num() * stride;  // the group's column gradients
+    T* dcol = workspace.mine();  // the group's column gradients
 #pragma omp for schedule(static)
     for (index_t i = 0; i < plan.items; ++i) {
       const index_t n = i / groups;
@@ -224,11 +221,11 @@ void unfolded_grad_input(const ProductPlan& plan, const T* dy, const T* w, T* dx
   template void im2col<T>(const T*, const Frame&, const Window2d&, T*);                         \
   template void col2im<T>(const T*, const Frame&, const Window2d&, T*);                         \
   template void unfolded_forward<T>(const ProductPlan&, const T*, const T*, const T*, T*,       \
-                                    const Frame&, index_t, const Window2d&, T*);                \
+                                    const Frame&, index_t, const Window2d&, const ThreadParts<T>&);                \
   template void unfolded_grad_weight<T>(const ProductPlan&, const T*, const T*, T*,             \
-                                        const Frame&, index_t, const Window2d&, T*);            \
+                                        const Frame&, index_t, const Window2d&, const ThreadParts<T>&);            \
   template void unfolded_grad_input<T>(const ProductPlan&, const T*, const T*, T*,              \
-                                       const Frame&, index_t, const Window2d&, T*);
+                                       const Frame&, index_t, const Window2d&, const ThreadParts<T>&);
 DLX_INSTANTIATE_UNFOLDED(float)
 DLX_INSTANTIATE_UNFOLDED(double)
 #undef DLX_INSTANTIATE_UNFOLDED

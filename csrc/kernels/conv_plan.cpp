@@ -175,10 +175,11 @@ const char* name_of(ConvAlgorithm algorithm) {
   return "unknown";
 }
 
-index_t ConvPlan::backward_workspace(bool input_grad) const {
-  const bool shifted = grad_weight.algorithm == ConvAlgorithm::shifted;
-  if (shifted) return grad_weight.workspace + (input_grad ? grad_input.workspace : 0);
-  return std::max(grad_weight.workspace, input_grad ? grad_input.workspace : 0);
+index_t ConvPlan::thread_workspace() const {
+  const bool shared = grad_weight.algorithm == ConvAlgorithm::shifted;
+  const index_t backward = shared ? grad_weight.workspace + grad_input.workspace
+                                  : std::max(grad_weight.workspace, grad_input.workspace);
+  return std::max(forward.workspace, backward);
 }
 
 template <typename T>

@@ -77,7 +77,7 @@ void pad_image_transposed(const T* x, const Frame& f, const Window2d& win, const
 
 template <typename T>
 void shifted_forward(const ProductPlan& plan, const T* x, const T* w, const T* b, T* y,
-                     const Frame& f, index_t fn, const Window2d& win, T* workspace) {
+                     const Frame& f, index_t fn, const Window2d& win, const ThreadParts<T>& workspace) {
   const Shifted s = shifted_geometry<T>(f, win);
   const bool by_positions = plan.algorithm == ConvAlgorithm::shifted_by_positions;
   std::vector<index_t> offsets(static_cast<size_t>(s.offsets));
@@ -88,10 +88,9 @@ void shifted_forward(const ProductPlan& plan, const T* x, const T* w, const T* b
                                              : shifted::pack<T>(s.offsets, fn, f.c, weight);
   const index_t p = f.out_plane();
   const index_t ld = shifted::padded_width<T>(fn);
-  const index_t stride = thread_stride<T>(plan.workspace);
 #pragma omp parallel if (plan.parallel)
   {
-    T* xp = workspace + omp_get_thread_num() * stride;  // the padded image
+    T* xp = workspace.mine();  // the padded image
     T* out = xp + region<T>(f.c * s.length);                      // the product, wide or by positions
 #pragma omp for schedule(static)
     for (index_t n = 0; n < f.n; ++n) {
@@ -123,7 +122,7 @@ void shifted_forward(const ProductPlan& plan, const T* x, const T* w, const T* b
 // order.
 template <typename T>
 void shifted_backward(const ConvPlan& plan, const T* dy, const T* x, const T* w, T* dx, T* dw,
-                      const Frame& f, index_t fn, const Window2d& win, T* workspace) {
+                      const Frame& f, index_t fn, const Window2d& win, const ThreadParts<T>& workspace) {
   const Shifted s = shifted_geometry<T>(f, win);
   const bool by_positions = plan.grad_input.algorithm == ConvAlgorithm::shifted_by_positions;
   // dXpad[:, q] takes dY_wide[:, q - off_k] from offset k: that is column q + reach - off_k
@@ -146,13 +145,12 @@ void shifted_backward(const ConvPlan& plan, const T* dy, const T* x, const T* w,
   const index_t weights = s.offsets * filters * channels;
   std::vector<T> partial(static_cast<size_t>(plan.threads) * weights, T(0));
   int team = 1;
-  const index_t stride = thread_stride<T>(plan.backward_workspace(dx != nullptr));
 #pragma omp parallel if (plan.grad_weight.parallel)
   {
 #pragma omp single
     team = omp_get_num_threads();
     T* mine = partial.data() + static_cast<index_t>(omp_get_thread_num()) * weights;
-    T* xt = workspace + omp_get_thread_num() * stride;  // the image, position-major
+    T* xt = workspace.mine();  // the image, position-major
     T* padded = xt + region<T>(s.length * channels);               // dy, widened
     T* dxp = padded + region<T>(filters * s.dlength);              // the grad input, wide or by positions
     // The kernel's rows past the last filter read zeros.
@@ -196,9 +194,9 @@ void shifted_backward(const ConvPlan& plan, const T* dy, const T* x, const T* w,
 
 #define DLX_INSTANTIATE_SHIFTED(T)                                                             \
   template void shifted_forward<T>(const ProductPlan&, const T*, const T*, const T*, T*,         \
-                                   const Frame&, index_t, const Window2d&, T*);                  \
+                                   const Frame&, index_t, const Window2d&, const ThreadParts<T>&);                  \
   template void shifted_backward<T>(const ConvPlan&, const T*, const T*, const T*, T*, T*,       \
-                                    const Frame&, index_t, const Window2d&, T*);
+                                    const Frame&, index_t, const Window2d&, const ThreadParts<T>&);
 DLX_INSTANTIATE_SHIFTED(float)
 DLX_INSTANTIATE_SHIFTED(double)
 #undef DLX_INSTANTIATE_SHIFTED

@@ -142,8 +142,8 @@ def conv2d_plan(x: np.ndarray, w: np.ndarray, stride=1, pad=0) -> dict:
     ``blocks`` blocks of ``length`` positions an image; for the grad input, groups of
     ``length`` channels), the shifted route's register ``tile`` (rows, columns of the output;
     None for im2col) and each thread's ``workspace_bytes``. Also ``threads``, and the
-    ``forward_workspace_bytes`` and ``backward_workspace_bytes`` each pass leases from the
-    workspace pool (see :func:`workspace_bytes`). docs/core.md explains how it is made.
+    ``workspace_bytes`` each pass, forward or backward, leases from the workspace pool for all
+    threads (see :func:`workspace_bytes`). docs/core.md explains how it is made.
     """
     x, w, stride, pad, _ = _conv_args(x, w, stride, pad)
     args = tuple(np.ascontiguousarray(a) for a in (x, w))

@@ -47,7 +47,7 @@ ProductPlan unfolded_items(ConvAlgorithm algorithm, const Frame& f, index_t fn, 
   const bool pointwise = algorithm == ConvAlgorithm::pointwise;
   ProductPlan plan{algorithm, false, 0, 1, 1, p, 0, 0, 0};
   const index_t per_image = rows * p;
-  if (per_image * 2 <= columns && f.n >= threads && !pointwise) {
+  if (per_image > 0 && per_image * 2 <= columns && f.n >= threads && !pointwise) {
     index_t images = std::min({columns / per_image, limit / ((rows + fn) * p), ceil_div(n, threads)});
     images = std::max<index_t>(images, 1);
     plan.images = images;

@@ -200,3 +200,22 @@ def test_an_invalid_workspace_budget_in_the_environment_is_an_error():
     )
     assert result.returncode != 0
     assert "DLX_WORKSPACE_MB must be a number of MiB >= 0, got 'lots'" in result.stderr
+
+
+def test_plans_of_empty_shapes():
+    # In a child process: a division by zero in the planner would kill it (SIGFPE).
+    code = """
+import numpy as np, dlx.ops as ops
+for x_shape, w_shape in [((4, 0, 5, 5), (0, 0, 3, 3)), ((4, 0, 5, 5), (3, 0, 3, 3)),
+                         ((0, 2, 5, 5), (3, 2, 3, 3)), ((2, 3, 5, 5), (0, 3, 3, 3)),
+                         ((2, 32, 3, 0), (8, 32, 3, 3)), ((1, 1, 1, 1), (1, 1, 1, 1))]:
+    x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
+    plan = ops.conv2d_plan(x, w, 1, 2 if x_shape[3] == 0 else 1)
+    assert plan["workspace_bytes"] >= 0
+print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr)
+    assert result.stdout.strip() == "ok"

@@ -185,9 +185,11 @@ def test_memory_held_after_a_large_call_stays_within_the_budget(geometry):
     )
     assert result.returncode == 0, result.stderr
     held, released, workspace = map(float, result.stdout.split())
+    assert workspace == 0
+    if hasattr(ops._module_of("cpp")._core, "_sanitizer_canary"):
+        pytest.skip("under AddressSanitizer the resident set counts its quarantine and shadow")
     assert held <= 24 + 8, f"{held:.1f} MiB held after the call"
     assert released <= 8, f"{released:.1f} MiB held after release_workspace()"
-    assert workspace == 0
 
 
 def test_an_invalid_workspace_budget_in_the_environment_is_an_error():

@@ -185,7 +185,7 @@ index_t ConvPlan::thread_workspace() const {
 template <typename T>
 index_t thread_workspace_limit(std::size_t budget_bytes, int threads) {
   // Less what thread_stride() may add: the lease for all threads then fits the budget.
-  const index_t layout = static_cast<index_t>((4096 + 5 * 64) / sizeof(T));
+  const index_t layout = static_cast<index_t>((4096 + 7 * 64) / sizeof(T));
   const index_t share =
       static_cast<index_t>(budget_bytes / sizeof(T)) / std::max(threads, 1) - layout;
   return std::clamp(share, kThreadWorkspaceFloor, kThreadWorkspace);

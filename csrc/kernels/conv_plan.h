@@ -90,7 +90,9 @@ index_t region(index_t elements) {
 template <typename T>
 index_t thread_stride(index_t elements) {
   constexpr index_t line = 64 / sizeof(T), page = 4096 / sizeof(T);
-  return (region<T>(elements + 3 * line) + page - 1) / page * page;
+  // The first region starts a line in (ThreadParts::mine), and each of up to three regions
+  // may round up by almost two lines: five lines cover every way a part is carved.
+  return (region<T>(elements + 5 * line) + page - 1) / page * page;
 }
 
 // A call's workspace, a part for each thread. Each part's first region starts one cache line

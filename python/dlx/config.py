@@ -41,10 +41,12 @@ def config() -> dict[str, Any]:
         "kernels": None,
     }
     try:
-        from .ops import _native
+        ops._module_of("cpp")
     except ImportError as error:
-        facts["kernels_error"] = str(error)
+        facts["kernels_error"] = str(error.__cause__ or error)
         return facts
+    from .ops import _native
+
     core = _native._core
     facts["kernels"] = {
         "cpu_capability": core.cpu_capability(),

@@ -139,10 +139,12 @@ def test_workspace_is_reported_and_released(budget):
 
 
 def test_workspace_arguments_are_checked(budget):
-    with pytest.raises(ValueError, match="megabytes must be a number >= 0, got -1"):
+    with pytest.raises(ValueError, match="megabytes must be a finite number >= 0, got -1"):
         ops.set_workspace_budget(-1)
-    with pytest.raises(ValueError, match="megabytes must be a number >= 0, got '8'"):
+    with pytest.raises(ValueError, match="megabytes must be a finite number >= 0, got '8'"):
         ops.set_workspace_budget("8")
+    with pytest.raises(ValueError, match="megabytes must be a finite number >= 0, got inf"):
+        ops.set_workspace_budget(float("inf"))
 
 
 # In a fresh process: the resident memory a large call leaves behind. glibc is told to map
@@ -201,7 +203,7 @@ def test_an_invalid_workspace_budget_in_the_environment_is_an_error():
         timeout=120,
     )
     assert result.returncode != 0
-    assert "DLX_WORKSPACE_MB must be a number of MiB >= 0, got 'lots'" in result.stderr
+    assert "DLX_WORKSPACE_MB must be a number of MiB >= 0 (and finite), got 'lots'" in result.stderr
 
 
 def test_plans_of_empty_shapes():

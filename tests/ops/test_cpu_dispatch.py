@@ -133,6 +133,9 @@ CONV_CASES = [
     ((4, 8, 6, 7), 6, (1, 1), 1, 0),
     ((2, 16, 28, 28), 24, (3, 3), 1, 1),
     ((2, 16, 9, 6), 48, (3, 3), 1, 1),
+    # The grad input tiled by positions in a part whose regions all round up (baseline level):
+    # the workspace must hold every way a thread's part is carved.
+    ((4, 17, 7, 3), 17, (2, 2), 1, 1),
 ]
 
 

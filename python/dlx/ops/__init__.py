@@ -174,8 +174,12 @@ def workspace_budget() -> int:
 
 def set_workspace_budget(megabytes: float) -> None:
     """Set :func:`workspace_budget`, in MiB."""
-    if isinstance(megabytes, bool) or not isinstance(megabytes, (int, float)) or not megabytes >= 0:
-        raise ValueError(f"megabytes must be a number >= 0, got {megabytes!r}")
+    if (
+        isinstance(megabytes, bool)
+        or not isinstance(megabytes, (int, float))
+        or not 0 <= megabytes < 2**40
+    ):
+        raise ValueError(f"megabytes must be a finite number >= 0, got {megabytes!r}")
     _module_of("cpp")._core.set_workspace_budget(int(megabytes * 2**20))
 
 

@@ -78,8 +78,10 @@ def _apply_workspace_budget_from_env() -> None:
         megabytes = float(value)
     except ValueError:
         megabytes = -1.0
-    if not megabytes >= 0:
-        raise ValueError(f"DLX_WORKSPACE_MB must be a number of MiB >= 0, got {value!r}")
+    if not 0 <= megabytes < 2**40:
+        raise ValueError(
+            f"DLX_WORKSPACE_MB must be a number of MiB >= 0 (and finite), got {value!r}"
+        )
     _core.set_workspace_budget(int(megabytes * 2**20))
 
 

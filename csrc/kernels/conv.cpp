@@ -17,9 +17,6 @@
 namespace dlx::DLX_CPU_LEVEL {
 namespace {
 
-// The bias gradient stays on one thread below this many additions.
-constexpr index_t kParallelGrain = index_t(1) << 15;
-
 void check_blas_dims(const Frame& f, const Window2d& win, index_t fn) {
   const index_t rows = f.c * win.kh * win.kw;
   if (rows > kMaxBlasDim || f.out_plane() > kMaxBlasDim || fn > kMaxBlasDim) {

@@ -18,12 +18,6 @@
 #include "im2col.h"
 
 namespace dlx::DLX_CPU_LEVEL {
-namespace {
-
-// Loops with less work than this stay on one thread: waking the team costs more.
-constexpr index_t kParallelGrain = index_t(1) << 15;
-
-}  // namespace
 
 template <typename T>
 void im2col(const T* x, const Frame& f, const Window2d& win, T* col) {

@@ -16,10 +16,6 @@ constexpr index_t kThreadWorkspace = index_t(2) << 20;
 // Below this a thread's share of the budget is not worth planning for.
 constexpr index_t kThreadWorkspaceFloor = index_t(1) << 12;
 
-// Products with less work than this (multiply-adds) stay on one thread: waking the team costs
-// more.
-constexpr index_t kParallelGrain = index_t(1) << 15;
-
 // Input channels from which the shifted route's backward pass beats im2col's (its grad weight
 // computes the channels in whole vectors, its grad input in whole tiles of rows: with fewer
 // channels most of that is padding).

@@ -23,6 +23,10 @@ enum class ConvAlgorithm {
 
 const char* name_of(ConvAlgorithm algorithm);
 
+// Convolution loops with less work than this (multiply-adds, or elements moved) stay on one
+// thread: waking the team costs more.
+constexpr index_t kParallelGrain = index_t(1) << 15;
+
 // How one product runs.
 struct ProductPlan {
   ConvAlgorithm algorithm;

@@ -79,8 +79,8 @@ def test_items_cover_every_output_once_within_the_budget(budget, budget_mib, geo
         np.testing.assert_array_equal(_channel_coverage(plan["grad_input"], n, c), 1)
     # Whatever N and FN, a pass's workspace fits the budget (with 1 MiB, less than a channel
     # of columns may not: those layers run over single-channel groups).
-    for workspace in (plan["workspace_bytes"],):
-        assert workspace <= max(budget_mib * MiB, (k * k * positions * 4 + 8192) * plan["threads"])
+    workspace = plan["workspace_bytes"]
+    assert workspace <= max(budget_mib * MiB, (k * k * positions * 4 + 8192) * plan["threads"])
 
 
 def test_the_workspace_does_not_grow_with_the_batch_or_the_filters(budget):

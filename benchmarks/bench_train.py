@@ -1,5 +1,6 @@
 """Training-step throughput (images per second) of SimpleConvNet and DeepConvNet, batch 100,
-Adam, float32: dlx against the same models in PyTorch, in one process, on the same batches.
+Adam, float32: dlx against the same models in PyTorch (same initial weights), in one process,
+on the same batches.
 
     python benchmarks/bench_train.py [--threads 2] [--steps 30]
 """
@@ -12,42 +13,7 @@ import statistics
 import time
 
 import numpy as np
-
-
-def torch_models(torch):
-    nn = torch.nn
-
-    def simple():
-        return nn.Sequential(
-            nn.Conv2d(1, 30, 5),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(30 * 12 * 12, 100),
-            nn.ReLU(),
-            nn.Linear(100, 10),
-        )
-
-    def deep(batchnorm=False):
-        layers, c = [], 1
-        for i, (fn, pad) in enumerate([(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]):
-            layers.append(nn.Conv2d(c, fn, 3, 1, pad, bias=not batchnorm))
-            if batchnorm:
-                layers.append(nn.BatchNorm2d(fn))
-            layers.append(nn.ReLU())
-            if i % 2 == 1:
-                layers.append(nn.MaxPool2d(2))
-            c = fn
-        layers += [
-            nn.Flatten(),
-            nn.Linear(64 * 4 * 4, 50),
-            nn.ReLU(),
-            nn.Dropout(0.5),
-            nn.Linear(50, 10),
-        ]
-        return nn.Sequential(*layers)
-
-    return {"SimpleConvNet": simple, "DeepConvNet": deep, "DeepConvNet+BN": lambda: deep(True)}
+from torch_twin import torch_twin
 
 
 def main() -> None:
@@ -57,7 +23,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import dlx
-    from dlx.threads import blas_single_threaded
 
     dlx.threads.set_num_threads(args.threads)
     try:
@@ -85,14 +50,12 @@ def main() -> None:
         net, opt = build(), dlx.optim.Adam(1e-3)
 
         def dlx_step(i):
-            # As in dlx.Trainer: NumPy's BLAS single-threaded, out of the kernels' way.
-            with blas_single_threaded():
-                _, grads = net.loss_and_gradient(x[i], t[i])
-                opt.update(net.params, grads)
+            _, grads = net.loss_and_gradient(x[i], t[i])
+            opt.update(net.params, grads)
 
         runners = {"dlx": dlx_step}
         if torch is not None:
-            model = torch_models(torch)[name]()
+            model = torch_twin(net, (1, 28, 28))
             topt = torch.optim.Adam(model.parameters(), 1e-3)
             tx, tt = torch.from_numpy(x), torch.from_numpy(t)
             loss_fn = torch.nn.CrossEntropyLoss()

@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <vector>
 #include <string>
@@ -343,6 +344,91 @@ std::tuple<Array<T>, Array<T>, Array<T>> batch_norm_backward(const Array<T>& dy,
   return {dx, dgamma, dbeta};
 }
 
+// (N, IN, OUT) of a fully connected product with x (N, IN) and w (IN, OUT). The BLAS takes
+// 32-bit sizes.
+std::tuple<index_t, index_t, index_t> linear_sizes(const py::array& x, const py::array& w) {
+  check_ndim(x, 2, "x");
+  check_ndim(w, 2, "w");
+  if (w.shape(0) != x.shape(1)) {
+    dlx::fail("w has ", w.shape(0), " input features (shape ", shape_of(w), ") but x has ",
+              x.shape(1), " (shape ", shape_of(x), ")");
+  }
+  for (const py::ssize_t size : {x.shape(0), x.shape(1), w.shape(1)}) {
+    if (size > std::numeric_limits<blasint>::max()) {
+      dlx::fail("a fully connected product needs sizes below 2^31, got x ", shape_of(x),
+                " and w ", shape_of(w));
+    }
+  }
+  return {x.shape(0), x.shape(1), w.shape(1)};
+}
+
+template <typename T>
+Array<T> linear_forward(const Array<T>& x, const Array<T>& w, std::optional<Array<T>> b) {
+  const auto [n, in, out] = linear_sizes(x, w);
+  if (b) check_shape(*b, {out}, "b");
+  Array<T> y({n, out});
+  const T* bias = b ? b->data() : nullptr;
+  py::gil_scoped_release release;
+  dlx::kernels<T>().linear_forward(x.data(), w.data(), bias, y.mutable_data(), n, in, out);
+  return y;
+}
+
+template <typename T>
+std::tuple<std::optional<Array<T>>, Array<T>, Array<T>> linear_backward(const Array<T>& dy,
+                                                                        const Array<T>& x,
+                                                                        const Array<T>& w,
+                                                                        bool input_grad) {
+  const auto [n, in, out] = linear_sizes(x, w);
+  check_shape(dy, {n, out}, "dy");
+  std::optional<Array<T>> dx;
+  if (input_grad) dx = Array<T>({n, in});
+  Array<T> dw({in, out});
+  Array<T> db({out});
+  T* dx_data = dx ? dx->mutable_data() : nullptr;
+  {
+    py::gil_scoped_release release;
+    dlx::kernels<T>().linear_backward(dy.data(), x.data(), w.data(), dx_data, dw.mutable_data(),
+                                      db.mutable_data(), n, in, out);
+  }
+  return {dx, dw, db};
+}
+
+template <typename T>
+Array<T> max_pool2d_values(const Array<T>& x, index_t kh, index_t kw, index_t sh, index_t sw,
+                           index_t ph, index_t pw) {
+  const auto [win, f] = pool_geometry(x, kh, kw, sh, sw, ph, pw);
+  Array<T> y({f.n, f.c, f.oh, f.ow});
+  py::gil_scoped_release release;
+  dlx::kernels<T>().max_pool2d_forward(x.data(), y.mutable_data(), nullptr, f, win);
+  return y;
+}
+
+// ReLU of x into x itself; returns x.
+template <typename T>
+Array<T> relu_inplace(Array<T>& x) {
+  T* data = x.mutable_data();  // refuses a read-only array
+  py::gil_scoped_release release;
+  dlx::kernels<T>().relu_forward(data, data, static_cast<index_t>(x.size()));
+  return x;
+}
+
+template <typename T>
+Array<T> batch_norm_inference(Array<T>& x, const Array<T>& mean, const Array<T>& var,
+                              const Array<T>& gamma, const Array<T>& beta, double eps,
+                              bool inplace) {
+  const auto [n, c, s] = channels_of(x);
+  check_shape(mean, {c}, "mean");
+  check_shape(var, {c}, "var");
+  check_shape(gamma, {c}, "gamma");
+  check_shape(beta, {c}, "beta");
+  Array<T> y = inplace ? x : Array<T>(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  T* out = y.mutable_data();  // in place: refuses a read-only x
+  py::gil_scoped_release release;
+  dlx::kernels<T>().batch_norm_inference(x.data(), mean.data(), var.data(), gamma.data(),
+                                         beta.data(), static_cast<T>(eps), out, n, c, s);
+  return y;
+}
+
 // Binds the float and the double instantiation under one name; noconvert() makes pybind11
 // pick the overload by dtype and refuse every other dtype instead of casting.
 template <typename F32, typename F64, typename... Args>
@@ -403,6 +489,26 @@ PYBIND11_MODULE(_core, m) {
            py::arg("x_shape"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
            py::arg("ph"), py::arg("pw"));
 
+  def_both(m, "linear_forward", &linear_forward<float>, &linear_forward<double>,
+           "x (N, IN), w (IN, OUT), b (OUT,) or None -> y = x w + b (N, OUT).",
+           py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("b").noconvert().none(true));
+  def_both(m, "linear_backward", &linear_backward<float>, &linear_backward<double>,
+           "dy (N, OUT), x (N, IN), w (IN, OUT) -> (dx, dw, db); dx is None without input_grad.",
+           py::arg("dy").noconvert(), py::arg("x").noconvert(), py::arg("w").noconvert(),
+           py::arg("input_grad") = true);
+  def_both(m, "max_pool2d_values", &max_pool2d_values<float>, &max_pool2d_values<double>,
+           "x (N, C, H, W) -> y (N, C, OH, OW): max_pool2d_forward without the argmax.",
+           py::arg("x").noconvert(), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
+           py::arg("ph"), py::arg("pw"));
+  def_both(m, "relu_inplace", &relu_inplace<float>, &relu_inplace<double>,
+           "x (any shape, writeable) -> x = max(x, 0), NaN kept; returns x.",
+           py::arg("x").noconvert());
+  def_both(m, "batch_norm_inference", &batch_norm_inference<float>, &batch_norm_inference<double>,
+           "x * gamma / sqrt(var + eps) + (beta - mean * gamma / sqrt(var + eps)) per channel; "
+           "into x itself with inplace.",
+           py::arg("x").noconvert(), py::arg("mean").noconvert(), py::arg("var").noconvert(),
+           py::arg("gamma").noconvert(), py::arg("beta").noconvert(), py::arg("eps"),
+           py::arg("inplace") = false);
   def_both(m, "relu_forward", &relu_forward<float>, &relu_forward<double>,
            "x (any shape) -> max(x, 0), NaN kept.", py::arg("x").noconvert());
   def_both(m, "relu_backward", &relu_backward<float>, &relu_backward<double>,

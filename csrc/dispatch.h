@@ -35,6 +35,12 @@ struct KernelSet {
   void (*batch_norm_stats)(const T* x, index_t n, index_t c, index_t s, T* mean, T* var);
   void (*batch_norm_apply)(const T* x, const T* mean, const T* inv_std, const T* gamma,
                            const T* beta, T* y, index_t n, index_t c, index_t s);
+  void (*batch_norm_inference)(const T* x, const T* mean, const T* var, const T* gamma,
+                               const T* beta, T eps, T* y, index_t n, index_t c, index_t s);
+  void (*linear_forward)(const T* x, const T* w, const T* b, T* y, index_t n, index_t in,
+                         index_t out);
+  void (*linear_backward)(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, index_t n,
+                          index_t in, index_t out);
   void (*batch_norm_backward)(const T* dy, const T* x, const T* mean, const T* inv_std,
                               const T* gamma, T* dx, T* dgamma, T* dbeta, index_t n, index_t c,
                               index_t s);

@@ -146,3 +146,26 @@ def avg_pool2d_backward(dy, x_shape, kernel, stride, pad):
         for r, q in cells:
             dx[b, ch, r, q] += float(dy[b, ch, i, j]) / (kh * kw)
     return dx
+
+
+def linear(x, w, b):
+    n, (k, m) = x.shape[0], w.shape
+    y = np.zeros((n, m))
+    for i in range(n):
+        for j in range(m):
+            y[i, j] = math.fsum(float(x[i, p]) * float(w[p, j]) for p in range(k))
+            y[i, j] += 0.0 if b is None else b[j]
+    return y
+
+
+def linear_backward(dy, x, w):
+    n, (k, m) = x.shape[0], w.shape
+    dx, dw = np.zeros((n, k)), np.zeros((k, m))
+    for i in range(n):
+        for p in range(k):
+            dx[i, p] = math.fsum(float(dy[i, j]) * float(w[p, j]) for j in range(m))
+    for p in range(k):
+        for j in range(m):
+            dw[p, j] = math.fsum(float(x[i, p]) * float(dy[i, j]) for i in range(n))
+    db = np.array([math.fsum(float(dy[i, j]) for i in range(n)) for j in range(m)])
+    return dx, dw, db

@@ -5,11 +5,15 @@ namespace {
 
 constexpr index_t kParallelGrain = index_t(1) << 16;
 
+// The loops below say `if (parallel : ...)`: a bare `if` clause on `parallel for simd` applies
+// to the simd construct as well (OpenMP 5.0), and a small array then ran as a scalar loop
+// with a branch per element, up to 50x slower on mixed signs.
+
 }  // namespace
 
 template <typename T>
-void relu_forward(const T* __restrict x, T* __restrict y, index_t size) {
-#pragma omp parallel for simd schedule(static) if (size > kParallelGrain)
+void relu_forward(const T* x, T* y, index_t size) {  // no restrict: y may be x
+#pragma omp parallel for simd schedule(static) if (parallel : size > kParallelGrain)
   for (index_t i = 0; i < size; ++i) {
     const T v = x[i];
     y[i] = v > T(0) || v != v ? v : T(0);
@@ -18,7 +22,7 @@ void relu_forward(const T* __restrict x, T* __restrict y, index_t size) {
 
 template <typename T>
 void relu_backward(const T* __restrict dy, const T* __restrict y, T* __restrict dx, index_t size) {
-#pragma omp parallel for simd schedule(static) if (size > kParallelGrain)
+#pragma omp parallel for simd schedule(static) if (parallel : size > kParallelGrain)
   for (index_t i = 0; i < size; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
 }
 

@@ -6,7 +6,7 @@
 
 namespace dlx::DLX_CPU_LEVEL {
 
-// y = max(x, 0); NaN stays NaN.
+// y = max(x, 0); NaN stays NaN. y may be x (in place).
 template <typename T>
 void relu_forward(const T* x, T* y, index_t size);
 

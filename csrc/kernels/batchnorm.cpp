@@ -6,6 +6,9 @@
 // fixed by the build, so results still repeat bit for bit.
 #include "batchnorm.h"
 
+#include <cmath>
+#include <vector>
+
 namespace dlx::DLX_CPU_LEVEL {
 namespace {
 
@@ -20,6 +23,22 @@ double channel_sum(const T* x, index_t n, index_t c, index_t s, index_t ch) {
     for (index_t k = 0; k < s; ++k) sum += run[k];
   }
   return sum;
+}
+
+// y = x * scale + shift per channel; no restrict, as y may be x.
+template <typename T>
+void scale_and_shift(const T* x, const T* scale, const T* shift, T* y, index_t n, index_t c,
+                     index_t s) {
+#pragma omp parallel for collapse(2) schedule(static) if (n * c * s > kParallelGrain)
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t ch = 0; ch < c; ++ch) {
+      const T a = scale[ch], b = shift[ch];
+      const T* in = x + (i * c + ch) * s;
+      T* out = y + (i * c + ch) * s;
+#pragma omp simd
+      for (index_t k = 0; k < s; ++k) out[k] = in[k] * a + b;
+    }
+  }
 }
 
 }  // namespace
@@ -47,16 +66,20 @@ void batch_norm_stats(const T* x, index_t n, index_t c, index_t s, T* mean, T* v
 template <typename T>
 void batch_norm_apply(const T* x, const T* mean, const T* inv_std, const T* gamma, const T* beta,
                       T* y, index_t n, index_t c, index_t s) {
-#pragma omp parallel for collapse(2) schedule(static) if (n * c * s > kParallelGrain)
-  for (index_t i = 0; i < n; ++i) {
-    for (index_t ch = 0; ch < c; ++ch) {
-      const T scale = gamma[ch] * inv_std[ch];
-      const T shift = beta[ch] - mean[ch] * scale;
-      const T* __restrict in = x + (i * c + ch) * s;
-      T* __restrict out = y + (i * c + ch) * s;
-      for (index_t k = 0; k < s; ++k) out[k] = in[k] * scale + shift;
-    }
+  std::vector<T> scale(c), shift(c);
+  for (index_t ch = 0; ch < c; ++ch) {
+    scale[ch] = gamma[ch] * inv_std[ch];
+    shift[ch] = beta[ch] - mean[ch] * scale[ch];
   }
+  scale_and_shift(x, scale.data(), shift.data(), y, n, c, s);
+}
+
+template <typename T>
+void batch_norm_inference(const T* x, const T* mean, const T* var, const T* gamma, const T* beta,
+                          T eps, T* y, index_t n, index_t c, index_t s) {
+  std::vector<T> inv_std(c);
+  for (index_t ch = 0; ch < c; ++ch) inv_std[ch] = T(1) / std::sqrt(var[ch] + eps);
+  batch_norm_apply(x, mean, inv_std.data(), gamma, beta, y, n, c, s);
 }
 
 template <typename T>
@@ -99,6 +122,8 @@ void batch_norm_backward(const T* dy, const T* x, const T* mean, const T* inv_st
   template void batch_norm_stats<T>(const T*, index_t, index_t, index_t, T*, T*);              \
   template void batch_norm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*,      \
                                     index_t, index_t, index_t);                                \
+  template void batch_norm_inference<T>(const T*, const T*, const T*, const T*, const T*, T, T*, \
+                                        index_t, index_t, index_t);                            \
   template void batch_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*,   \
                                        T*, T*, index_t, index_t, index_t);
 DLX_INSTANTIATE_BN(float)

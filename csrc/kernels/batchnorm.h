@@ -15,6 +15,13 @@ template <typename T>
 void batch_norm_apply(const T* x, const T* mean, const T* inv_std, const T* gamma, const T* beta,
                       T* y, index_t n, index_t c, index_t s);
 
+// Inference with running statistics folded into one scale and shift per channel:
+// y = x * scale + shift, scale = gamma / sqrt(var + eps), shift = beta - mean * scale, exactly
+// as batch_norm_apply with inv_std = 1 / sqrt(var + eps). y may be x (in place).
+template <typename T>
+void batch_norm_inference(const T* x, const T* mean, const T* var, const T* gamma, const T* beta,
+                          T eps, T* y, index_t n, index_t c, index_t s);
+
 // Gradients of batch_norm_apply with batch statistics (M = N*S, xhat = (x - mean) * inv_std):
 // dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * inv_std / M * (M dy - dbeta - xhat dgamma).
 template <typename T>

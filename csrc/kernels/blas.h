@@ -37,4 +37,19 @@ inline void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, do
                     static_cast<blasint>(ldc));
 }
 
+// y = op(A) x with a row-major A (m, n); x has stride incx, y is contiguous.
+inline void gemv(bool trans, index_t m, index_t n, const float* a, index_t lda, const float* x,
+                 index_t incx, float* y) {
+  scipy_cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),
+                    static_cast<blasint>(n), 1.0f, a, static_cast<blasint>(lda), x,
+                    static_cast<blasint>(incx), 0.0f, y, 1);
+}
+
+inline void gemv(bool trans, index_t m, index_t n, const double* a, index_t lda, const double* x,
+                 index_t incx, double* y) {
+  scipy_cblas_dgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),
+                    static_cast<blasint>(n), 1.0, a, static_cast<blasint>(lda), x,
+                    static_cast<blasint>(incx), 0.0, y, 1);
+}
+
 }  // namespace dlx::DLX_CPU_LEVEL

@@ -23,7 +23,7 @@ template <typename T>
 void adam_step(T* __restrict param, const T* __restrict grad, T* __restrict m, T* __restrict v,
                index_t size, T beta1, T beta2, T lr_t, T v_scale, T eps) {
   const T keep1 = T(1) - beta1, keep2 = T(1) - beta2;
-#pragma omp parallel for simd schedule(static) if (size > kParallelGrain)
+#pragma omp parallel for simd schedule(static) if (parallel : size > kParallelGrain)
   for (index_t i = 0; i < size; ++i) {
     const T g = grad[i];
     const T mi = decay(m[i], beta1) + keep1 * g;

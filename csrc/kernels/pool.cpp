@@ -26,19 +26,20 @@ struct ColumnRanges {
 };
 
 // The max over every window of one plane, visiting the window cells in row-major order (so the
-// first of equal values wins), each offset (ki, kj) for a whole output row at once.
-template <typename T>
+// first of equal values wins), each offset (ki, kj) for a whole output row at once. With
+// kIndices the winners' indices go to `at`; inference needs the values alone.
+template <bool kIndices, typename T>
 void max_pool_plane(const T* __restrict in, T* __restrict y, std::int64_t* __restrict at,
                     const Frame f, const Window2d g, const index_t* lo, const index_t* hi) {
   for (index_t oh = 0; oh < f.oh; ++oh) {
     T* __restrict best = y + oh * f.ow;
-    std::int64_t* __restrict best_at = at + oh * f.ow;
+    std::int64_t* __restrict best_at = kIndices ? at + oh * f.ow : nullptr;
     // Every window starts at -inf with its index at its first real cell: that cell wins when
     // every real value is -inf too.
     const index_t h_first = std::max<index_t>(oh * g.sh - g.ph, 0);
     for (index_t ow = 0; ow < f.ow; ++ow) {
       best[ow] = -std::numeric_limits<T>::infinity();
-      best_at[ow] = h_first * f.w + std::max<index_t>(ow * g.sw - g.pw, 0);
+      if constexpr (kIndices) best_at[ow] = h_first * f.w + std::max<index_t>(ow * g.sw - g.pw, 0);
     }
     for (index_t ki = 0; ki < g.kh; ++ki) {
       const index_t h = oh * g.sh - g.ph + ki;
@@ -53,10 +54,9 @@ void max_pool_plane(const T* __restrict in, T* __restrict y, std::int64_t* __res
           const index_t w = ow * g.sw + shift;
           const T v = row[w];
           const T current = best[ow];
-          const std::int64_t current_at = best_at[ow];
           const bool take = !(v <= current) & (current == current);
           best[ow] = take ? v : current;
-          best_at[ow] = take ? h * f.w + w : current_at;
+          if constexpr (kIndices) best_at[ow] = take ? h * f.w + w : best_at[ow];
         }
       }
     }
@@ -124,8 +124,14 @@ void max_pool2d_forward(const T* x, T* y, std::int64_t* argmax, const Frame& f,
   const ColumnRanges cols(f, win);
 #pragma omp parallel for schedule(static) if (planes * f.out_plane() * win.kh * win.kw > kParallelGrain)
   for (index_t pl = 0; pl < planes; ++pl) {
-    max_pool_plane(x + pl * f.plane(), y + pl * f.out_plane(), argmax + pl * f.out_plane(), f,
-                   win, cols.lo.data(), cols.hi.data());
+    const T* in = x + pl * f.plane();
+    T* out = y + pl * f.out_plane();
+    if (argmax != nullptr) {
+      max_pool_plane<true>(in, out, argmax + pl * f.out_plane(), f, win, cols.lo.data(),
+                           cols.hi.data());
+    } else {
+      max_pool_plane<false>(in, out, nullptr, f, win, cols.lo.data(), cols.hi.data());
+    }
   }
 }
 

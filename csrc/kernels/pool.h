@@ -10,7 +10,8 @@
 
 namespace dlx::DLX_CPU_LEVEL {
 
-// y and argmax (N, C, OH, OW); argmax holds the index h * W + w of the winner in its input plane.
+// y and argmax (N, C, OH, OW); argmax holds the index h * W + w of the winner in its input plane,
+// or is null where only the values are wanted (inference).
 // The first maximum in a window wins a tie; a NaN in a window wins over every number.
 template <typename T>
 void max_pool2d_forward(const T* x, T* y, std::int64_t* argmax, const Frame& f, const Window2d& win);

@@ -5,6 +5,7 @@
 #include "activation.h"
 #include "batchnorm.h"
 #include "conv.h"
+#include "linear.h"
 #include "optim.h"
 #include "pool.h"
 
@@ -27,6 +28,9 @@ constexpr KernelSet<T> kernel_set() {
                       &adam_step<T>,
                       &batch_norm_stats<T>,
                       &batch_norm_apply<T>,
+                      &batch_norm_inference<T>,
+                      &linear_forward<T>,
+                      &linear_backward<T>,
                       &batch_norm_backward<T>};
 }
 

@@ -19,7 +19,6 @@ from .gradcheck import numerical_gradient
 from .layers import Conv2d, MeanSquaredError
 from .network import Sequential
 from .plots import _pyplot, save_figure
-from .threads import blas_single_threaded
 from .trainer import Trainer
 
 __all__ = ["EXPERIMENTS", "run"]
@@ -69,18 +68,17 @@ def optimizer_paths(out: Path) -> list[Path]:
     }
     rng = np.random.default_rng(0)
     batches = [rng.choice(len(x), 128, replace=False) for _ in range(400)]
-    with blas_single_threaded():
-        for name, lr in rates.items():
-            seed(0)
-            net = models.mlp(784, [100, 100, 100, 100], 10)
-            opt = optim.get_optimizer(name, lr=lr)
-            losses = []
-            for idx in batches:
-                loss, grads = net.loss_and_gradient(x[idx], t[idx])
-                opt.update(net.params, grads)
-                losses.append(loss)
-            smooth = np.convolve(losses, np.ones(10) / 10, mode="valid")
-            ax.plot(smooth, label=name)
+    for name, lr in rates.items():
+        seed(0)
+        net = models.mlp(784, [100, 100, 100, 100], 10)
+        opt = optim.get_optimizer(name, lr=lr)
+        losses = []
+        for idx in batches:
+            loss, grads = net.loss_and_gradient(x[idx], t[idx])
+            opt.update(net.params, grads)
+            losses.append(loss)
+        smooth = np.convolve(losses, np.ones(10) / 10, mode="valid")
+        ax.plot(smooth, label=name)
     ax.set(
         xlabel="iteration",
         ylabel="training loss (moving average of 10)",

@@ -81,9 +81,22 @@ class Sequential:
 
     # -- forward and backward -----------------------------------------------------------
     def predict(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        """The network's output (scores before the loss); inference mode unless ``train``."""
+        """The network's output (scores before the loss); inference mode unless ``train``.
+
+        At inference the layers keep nothing for backward, and a layer that can (ReLU,
+        BatchNorm) writes its output over its input where that input is a temporary array of
+        this call, not the caller's x (see :class:`dlx.Layer`)."""
+        if train:
+            for layer in self.layers:
+                x = layer.forward(x, train=True)
+            return x
+        fresh = False  # whether x is a temporary of this call that nothing else references
         for layer in self.layers:
-            x = layer.forward(x, train=train)
+            if fresh and layer.infers_in_place:
+                x = layer.forward(x, train=False, inplace=True)
+            else:
+                x = layer.forward(x, train=False)
+                fresh = layer.fresh_inference_output
         return x
 
     def penalty(self) -> float:

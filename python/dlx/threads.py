@@ -1,23 +1,20 @@
-"""How many threads dlx's kernels use, and keeping other thread pools out of their way.
+"""How many threads dlx's kernels use.
 
-dlx's C++ kernels run on OpenMP threads and call a single-threaded BLAS inside them. The
-thread count comes from ``DLX_NUM_THREADS``, else ``OMP_NUM_THREADS``, else every core.
+dlx's C++ kernels run on OpenMP threads and call a single-threaded BLAS (its own copy of
+OpenBLAS, from scipy-openblas32) inside them. The thread count comes from
+``DLX_NUM_THREADS``, else ``OMP_NUM_THREADS``, else every core.
 
-NumPy's own BLAS (used by the Affine layers' matrix products) has a thread pool of its
-own, whose threads keep spinning for a while after each product. Between two convolutions
-they would fight dlx's threads for the same cores, so :class:`dlx.Trainer` runs with
-NumPy's BLAS limited to one thread (:func:`blas_single_threaded`, through threadpoolctl).
+Every product of the layers, the fully connected ones included (:func:`dlx.ops.linear`),
+runs there: dlx never calls NumPy's BLAS on a training or inference step, so NumPy's thread
+pool, whose threads keep spinning for a while after each product, never competes with
+dlx's for the cores, and dlx never changes NumPy's thread settings.
 """
 
 from __future__ import annotations
 
 import os
 
-from threadpoolctl import ThreadpoolController
-
-__all__ = ["blas_single_threaded", "get_num_threads", "set_num_threads"]
-
-_controller: ThreadpoolController | None = None
+__all__ = ["get_num_threads", "set_num_threads"]
 
 
 def _core():
@@ -36,14 +33,6 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """The number of threads dlx's kernels use."""
     return _core().get_num_threads()
-
-
-def blas_single_threaded():
-    """A context manager limiting every loaded BLAS (NumPy's included) to one thread."""
-    global _controller
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
 
 
 def _apply_environment() -> None:

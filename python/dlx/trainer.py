@@ -12,7 +12,6 @@ from tqdm.auto import tqdm
 from ._random import get_rng
 from .network import Sequential
 from .optim import Optimizer, get_optimizer
-from .threads import blas_single_threaded
 
 __all__ = ["Trainer"]
 
@@ -90,11 +89,6 @@ class Trainer:
         self, x_train, t_train, x_val=None, t_val=None, x_test=None, t_test=None
     ) -> dict[str, list[float]]:
         """Train for ``epochs`` epochs; returns (and keeps) the history."""
-        # NumPy's BLAS threads would fight the kernels' threads for the cores (dlx.threads).
-        with blas_single_threaded():
-            return self._fit(x_train, t_train, x_val, t_val, x_test, t_test)
-
-    def _fit(self, x_train, t_train, x_val, t_val, x_test, t_test) -> dict[str, list[float]]:
         if len(x_train) != len(t_train):
             raise ValueError(f"x_train has {len(x_train)} samples but t_train has {len(t_train)}")
         if len(x_train) == 0:

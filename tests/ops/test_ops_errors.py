@@ -10,6 +10,7 @@ W = np.zeros((4, 3, 3, 3), np.float32)
 Y = np.zeros((2, 4, 4, 4), np.float32)
 POOLED = np.zeros((2, 3, 3, 3), np.float32)
 ARGMAX = np.zeros((2, 3, 3, 3), np.int64)
+LINEAR = (np.zeros((2, 3), np.float32), np.zeros((3, 5), np.float32))  # x, w
 
 CASES = {
     "x-int": (
@@ -214,6 +215,75 @@ CASES = {
         ValueError,
         r"dy must have shape \(2, 3\), got \(2, 4\)",
     ),
+    "linear-x-3d": (
+        lambda: ops.linear(np.zeros((2, 3, 4), np.float32), np.zeros((12, 5), np.float32)),
+        ValueError,
+        r"x must be 2-D \(N, IN\), got shape \(2, 3, 4\)",
+    ),
+    "linear-features": (
+        lambda: ops.linear(np.zeros((2, 3), np.float32), np.zeros((4, 5), np.float32)),
+        ValueError,
+        r"w has 4 input features \(shape \(4, 5\)\) but x has 3 \(shape \(2, 3\)\)",
+    ),
+    "linear-w-dtype": (
+        lambda: ops.linear(np.zeros((2, 3), np.float32), np.zeros((3, 5))),
+        TypeError,
+        r"w has dtype float64 but x has dtype float32",
+    ),
+    "linear-x-int": (
+        lambda: ops.linear(np.zeros((2, 3), np.int64), np.zeros((3, 5), np.float32)),
+        TypeError,
+        r"x must be float32 or float64, got dtype int64",
+    ),
+    "linear-bias-shape": (
+        lambda: ops.linear(*LINEAR, np.zeros(4, np.float32)),
+        ValueError,
+        r"b must have shape \(5,\), got \(4,\)",
+    ),
+    "linear-dy-shape": (
+        lambda: ops.linear_backward(np.zeros((2, 4), np.float32), *LINEAR),
+        ValueError,
+        r"dy must have shape \(2, 5\), got \(2, 4\)",
+    ),
+    "linear-input-grad": (
+        lambda: ops.linear_backward(np.zeros((2, 5), np.float32), *LINEAR, input_grad=1),
+        TypeError,
+        r"input_grad must be True or False, got 1",
+    ),
+    "linear-huge": (
+        lambda: ops.linear(
+            np.zeros((1, 1), np.float32), np.broadcast_to(np.float32(0), (1, 2**31))
+        ),
+        ValueError,
+        r"the BLAS takes sizes below 2\*\*31",
+    ),
+    "pool-return-indices": (
+        lambda: ops.max_pool2d(X, 2, return_indices="no"),
+        TypeError,
+        r"return_indices must be True or False, got 'no'",
+    ),
+    "relu-inplace": (
+        lambda: ops.relu(X, inplace=None),
+        TypeError,
+        r"inplace must be True or False, got None",
+    ),
+    "bn-inference-eps": (
+        lambda: ops.batch_norm_inference(
+            np.zeros((2, 3), np.float32), *[np.ones(3, np.float32)] * 4, eps=0
+        ),
+        ValueError,
+        r"eps must be a positive number, got 0",
+    ),
+    "bn-inference-var-shape": (
+        lambda: ops.batch_norm_inference(
+            np.zeros((2, 3), np.float32),
+            np.ones(3, np.float32),
+            np.ones(2, np.float32),
+            *[np.ones(3, np.float32)] * 2,
+        ),
+        ValueError,
+        r"var must have shape \(3,\), got \(2,\)",
+    ),
     "output-size-float": (
         lambda: ops.conv_output_size(4.0, 2),
         TypeError,
@@ -293,6 +363,15 @@ def test_core_refuses_other_dtypes_without_casting(dtype):
 def test_core_refuses_mixed_dtypes():
     with pytest.raises(TypeError, match="incompatible function arguments"):
         _core.conv2d_forward(X, W.astype(np.float64), None, 1, 1, 0, 0)
+
+
+def test_core_checks_linear_shapes_itself():
+    with pytest.raises(ValueError, match=r"w has 4 input features \(shape \(4, 5\)\) but x has 3"):
+        _core.linear_forward(LINEAR[0], np.zeros((4, 5), np.float32), None)
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 5\), got \(2, 4\)"):
+        _core.linear_backward(np.zeros((2, 4), np.float32), *LINEAR)
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        _core.linear_forward(LINEAR[0], LINEAR[1].astype(np.float64), None)
 
 
 def test_core_checks_shapes_itself():

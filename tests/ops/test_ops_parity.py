@@ -107,6 +107,10 @@ def test_max_pool2d(rng, dtype, kernel, stride, pad):
         np.testing.assert_array_equal(argmax, argmax_expected)
         np.testing.assert_array_equal(y, y_expected.astype(dtype))  # a max is exact
         assert_close(dx, dx_expected, dtype)
+        with ops.use_backend(backend):  # inference: the values alone, the same values
+            values = ops.max_pool2d(x, kernel, stride, pad, return_indices=False)
+        assert isinstance(values, np.ndarray)
+        np.testing.assert_array_equal(values, y)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -253,7 +257,7 @@ def test_conv2d_across_column_blocks(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(0, 3), (5,), (2, 3, 4, 5), (3, 70000)])
+@pytest.mark.parametrize("shape", [(0, 3), (5,), (2, 3, 4, 5), (3, 70000), (4, 4000)])
 def test_relu(rng, dtype, shape):
     x = rng.standard_normal(shape).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
@@ -265,6 +269,11 @@ def test_relu(rng, dtype, shape):
         for dx in on_both("relu_backward", dy, y):
             check_dtypes(dx, dtype)
             np.testing.assert_array_equal(dx, expected_dx)
+    for backend in ("cpp", "numpy"):
+        inside = x.copy()
+        with ops.use_backend(backend):
+            assert ops.relu(inside, inplace=True) is inside
+        np.testing.assert_array_equal(inside, expected_y)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

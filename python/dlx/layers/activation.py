@@ -6,56 +6,68 @@ import numpy as np
 
 from .. import functional as F
 from .. import ops
-from .base import Layer, check_input
+from .base import Layer, cached, check_input
 
 
 class ReLU(Layer):
     """y = max(0, x); the gradient passes where x > 0 and is 0 elsewhere.
 
     Forward keeps y itself rather than a mask: y > 0 exactly where x > 0. Both passes run
-    on :mod:`dlx.ops` (a parallel C++ loop by default).
+    on :mod:`dlx.ops` (a parallel C++ loop by default). At inference a network may let it
+    overwrite its input (``inplace=True``) when that input is a temporary of its own.
     """
+
+    fresh_inference_output = True
+    infers_in_place = True
 
     def __init__(self) -> None:
         super().__init__()
         self.out: np.ndarray | None = None
 
-    def forward(self, x, train=True):
+    def forward(self, x, train=True, inplace=False):
         x = check_input(self, x, tuple(range(1, 9)), "an array with a batch axis")
-        self.out = ops.relu(x)
-        return self.out
+        y = ops.relu(x, inplace=inplace and not train)
+        self.out = y if train else None
+        return y
 
     def backward(self, dout):
-        return ops.relu_backward(dout, self.out)
+        return ops.relu_backward(dout, cached(self, self.out))
 
 
 class Sigmoid(Layer):
     """y = 1 / (1 + exp(-x)); dy/dx = y (1 - y), so forward keeps y."""
 
+    fresh_inference_output = True
+
     def __init__(self) -> None:
         super().__init__()
         self.out: np.ndarray | None = None
 
     def forward(self, x, train=True):
         x = check_input(self, x, tuple(range(1, 9)), "an array with a batch axis")
-        self.out = F.sigmoid(x)
-        return self.out
+        y = F.sigmoid(x)
+        self.out = y if train else None
+        return y
 
     def backward(self, dout):
-        return dout * self.out * (1 - self.out)
+        out = cached(self, self.out)
+        return dout * out * (1 - out)
 
 
 class Tanh(Layer):
     """y = tanh(x); dy/dx = 1 - y^2."""
 
+    fresh_inference_output = True
+
     def __init__(self) -> None:
         super().__init__()
         self.out: np.ndarray | None = None
 
     def forward(self, x, train=True):
         x = check_input(self, x, tuple(range(1, 9)), "an array with a batch axis")
-        self.out = np.tanh(x)
-        return self.out
+        y = np.tanh(x)
+        self.out = y if train else None
+        return y
 
     def backward(self, dout):
-        return dout * (1 - self.out**2)
+        return dout * (1 - cached(self, self.out) ** 2)

@@ -21,6 +21,13 @@ class Layer:
 
     ``backward_params(dout)`` is optional: the same without dx, for the first layer.
 
+    At inference (``train=False``) a layer keeps nothing for backward. Two class attributes
+    let a network save memory there: ``fresh_inference_output`` says that ``forward(x,
+    train=False)`` always returns a new array the layer keeps no reference to, and
+    ``infers_in_place`` that ``forward(x, train=False, inplace=True)`` may write its output
+    over x. A network passes ``inplace=True`` only when x is such a fresh array; both default
+    to False, which is always safe.
+
     ``params`` and ``grads`` are empty for layers without parameters. ``buffers`` holds
     arrays saved with a model that training does not update by gradient (BatchNorm's
     running statistics). ``decay`` names the params that weight decay applies to.
@@ -30,6 +37,8 @@ class Layer:
     """
 
     decay: tuple[str, ...] = ()
+    fresh_inference_output: bool = False
+    infers_in_place: bool = False
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
@@ -40,6 +49,12 @@ class Layer:
         # Wrap each subclass's __init__ so that the outermost call records its arguments
         # (a subclass's call to super().__init__ does not overwrite them).
         super().__init_subclass__(**kwargs)
+        # The inference claims describe a forward method: a subclass that writes its own
+        # forward makes none until it states them again.
+        if "forward" in cls.__dict__:
+            for claim in ("fresh_inference_output", "infers_in_place"):
+                if claim not in cls.__dict__:
+                    setattr(cls, claim, False)
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -109,6 +124,16 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config_args().items())
         return f"{type(self).__name__}({args})"
+
+
+def cached(layer: Layer, value: Any) -> Any:
+    """What a layer's forward kept for its backward, or a clear error where it kept nothing."""
+    if value is None:
+        raise RuntimeError(
+            f"{type(layer).__name__}.backward needs the cache of forward(x, train=True); its "
+            "last forward ran at inference (train=False), or it has not run"
+        )
+    return value
 
 
 def check_input(layer: Layer, x: object, ndim: int | tuple[int, ...], layout: str) -> np.ndarray:

@@ -8,7 +8,7 @@ from .. import init as initializers
 from .. import ops
 from .._random import get_rng
 from ..ops import _checks
-from .base import Layer, check_input
+from .base import Layer, cached, check_input
 
 
 def _resolve_padding(padding, kernel: tuple[int, int], stride: tuple[int, int]) -> tuple[int, int]:
@@ -36,6 +36,7 @@ class Conv2d(Layer):
     """
 
     decay = ("W",)
+    fresh_inference_output = True
 
     def __init__(
         self,
@@ -74,7 +75,7 @@ class Conv2d(Layer):
             raise ValueError(
                 f"Conv2d expects {self.in_channels} input channels, got shape {x.shape}"
             )
-        self.x = x
+        self.x = x if train else None
         return ops.conv2d(x, self.params["W"], self.params.get("b"), self.stride, self.pad)
 
     def backward(self, dout):
@@ -85,7 +86,12 @@ class Conv2d(Layer):
 
     def _backward(self, dout, input_grad):
         dx, self.grads["W"], db = ops.conv2d_backward(
-            dout, self.x, self.params["W"], self.stride, self.pad, input_grad=input_grad
+            dout,
+            cached(self, self.x),
+            self.params["W"],
+            self.stride,
+            self.pad,
+            input_grad=input_grad,
         )
         if "b" in self.params:
             self.grads["b"] = db
@@ -93,6 +99,8 @@ class Conv2d(Layer):
 
 
 class _Pool2d(Layer):
+    fresh_inference_output = True
+
     def __init__(self, kernel_size, stride=None, padding=0) -> None:
         super().__init__()
         self.kernel_size = _checks.pair(kernel_size, "kernel_size", 1)
@@ -113,13 +121,16 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x, train=True):
         x = check_input(self, x, 4, "(N, C, H, W)")
+        if not train:  # the argmax is only for backward
+            self.x_shape = self.argmax = None
+            return ops.max_pool2d(x, self.kernel_size, self.stride, self.pad, return_indices=False)
         self.x_shape = x.shape
         y, self.argmax = ops.max_pool2d(x, self.kernel_size, self.stride, self.pad)
         return y
 
     def backward(self, dout):
         return ops.max_pool2d_backward(
-            dout, self.argmax, self.x_shape, self.kernel_size, self.stride, self.pad
+            dout, cached(self, self.argmax), self.x_shape, self.kernel_size, self.stride, self.pad
         )
 
 
@@ -128,8 +139,10 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x, train=True):
         x = check_input(self, x, 4, "(N, C, H, W)")
-        self.x_shape = x.shape
+        self.x_shape = x.shape if train else None
         return ops.avg_pool2d(x, self.kernel_size, self.stride, self.pad)
 
     def backward(self, dout):
-        return ops.avg_pool2d_backward(dout, self.x_shape, self.kernel_size, self.stride, self.pad)
+        return ops.avg_pool2d_backward(
+            dout, cached(self, self.x_shape), self.kernel_size, self.stride, self.pad
+        )

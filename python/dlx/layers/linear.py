@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import init as initializers
+from .. import ops
 from .._random import get_rng
-from .base import Layer, check_input
+from .base import Layer, cached, check_input
 
 
 class Affine(Layer):
@@ -14,9 +17,11 @@ class Affine(Layer):
 
     Shapes: W (in_features, out_features), b (out_features,), y (N, out_features).
     Backward: dx = dout W^T (reshaped to x's shape), dW = x^T dout, db = sum_N dout.
+    Both run on :func:`dlx.ops.linear` and :func:`dlx.ops.linear_backward`.
     """
 
     decay = ("W",)
+    fresh_inference_output = True
 
     def __init__(
         self,
@@ -46,21 +51,27 @@ class Affine(Layer):
 
     def forward(self, x, train=True):
         x = check_input(self, x, tuple(range(2, 9)), f"(N, {self.in_features}) or (N, ...)")
-        features = int(np.prod(x.shape[1:]))
+        features = math.prod(x.shape[1:])
         if features != self.in_features:
             raise ValueError(
                 f"Affine expects {self.in_features} features per sample, got shape {x.shape} "
                 f"({features} features)"
             )
-        self.x_shape = x.shape
-        self.x = x.reshape(x.shape[0], features)
-        return self.x @ self.params["W"] + self.params["b"]
+        rows = x.reshape(x.shape[0], features)
+        self.x_shape, self.x = (x.shape, rows) if train else (None, None)
+        return ops.linear(rows, self.params["W"], self.params["b"])
 
     def backward(self, dout):
-        W = self.params["W"]
-        self.grads["W"] = self.x.T @ dout
-        self.grads["b"] = np.sum(dout, axis=0)
-        return (dout @ W.T).reshape(self.x_shape)
+        return self._backward(dout, input_grad=True).reshape(self.x_shape)
+
+    def backward_params(self, dout):
+        self._backward(dout, input_grad=False)
+
+    def _backward(self, dout, input_grad):
+        dx, self.grads["W"], self.grads["b"] = ops.linear_backward(
+            dout, cached(self, self.x), self.params["W"], input_grad=input_grad
+        )
+        return dx
 
 
 class Flatten(Layer):
@@ -73,7 +84,7 @@ class Flatten(Layer):
     def forward(self, x, train=True):
         x = check_input(self, x, tuple(range(1, 9)), "an array with a batch axis")
         self.x_shape = x.shape
-        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, dout):
         return dout.reshape(self.x_shape)

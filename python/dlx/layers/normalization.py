@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import ops
 from ..ops import _checks
-from .base import Layer, check_input
+from .base import Layer, cached, check_input
 
 
 class BatchNorm(Layer):
@@ -17,10 +17,14 @@ class BatchNorm(Layer):
 
     Training uses the batch's mean and (biased) variance and updates the running statistics
     as ``running = momentum * running + (1 - momentum) * batch``; ``train=False`` uses the
-    running statistics instead. The per-channel sums run on :mod:`dlx.ops`
+    running statistics instead, folded into one scale and shift per channel
+    (``batch_norm_inference``). The per-channel sums run on :mod:`dlx.ops`
     (``batch_norm_stats``, ``batch_norm_apply``, ``batch_norm_backward``), whose NumPy
     reference spells out the formulas.
     """
+
+    fresh_inference_output = True
+    infers_in_place = True
 
     def __init__(
         self, num_features: int, momentum: float = 0.9, eps: float = 1e-5, dtype=np.float32
@@ -42,7 +46,7 @@ class BatchNorm(Layer):
     def _inv_std(self, var: np.ndarray) -> np.ndarray:
         return (1.0 / np.sqrt(var + var.dtype.type(self.eps))).astype(var.dtype)
 
-    def forward(self, x, train=True):
+    def forward(self, x, train=True, inplace=False):
         x = check_input(
             self, x, (2, 4), f"(N, {self.num_features}) or (N, {self.num_features}, H, W)"
         )
@@ -50,8 +54,9 @@ class BatchNorm(Layer):
             raise ValueError(f"BatchNorm expects {self.num_features} features, got shape {x.shape}")
         gamma, beta = self.params["gamma"], self.params["beta"]
         if not train:
+            self.cache = None
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
-            return ops.batch_norm_apply(x, mean, self._inv_std(var), gamma, beta)
+            return ops.batch_norm_inference(x, mean, var, gamma, beta, self.eps, inplace=inplace)
         if x.shape[0] == 0:
             raise ValueError("BatchNorm cannot compute batch statistics of an empty batch")
         x = np.ascontiguousarray(x)
@@ -66,7 +71,7 @@ class BatchNorm(Layer):
         return ops.batch_norm_apply(x, mean, inv_std, gamma, beta)
 
     def backward(self, dout):
-        x, mean, inv_std = self.cache
+        x, mean, inv_std = cached(self, self.cache)
         dx, self.grads["gamma"], self.grads["beta"] = ops.batch_norm_backward(
             dout, x, mean, inv_std, self.params["gamma"]
         )

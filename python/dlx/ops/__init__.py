@@ -1,5 +1,5 @@
-"""The kernels (convolution, pooling, ReLU, BatchNorm, the Adam update): one checked front over
-two backends.
+"""The kernels (convolution, fully connected, pooling, ReLU, BatchNorm, the Adam update): one
+checked front over two backends.
 
 Every function here checks its arguments (raising ``TypeError`` or ``ValueError`` that name
 the argument and what it got), then runs on the active backend:
@@ -36,6 +36,7 @@ __all__ = [
     "backend",
     "batch_norm_apply",
     "batch_norm_backward",
+    "batch_norm_inference",
     "batch_norm_stats",
     "col2im",
     "conv2d",
@@ -46,6 +47,8 @@ __all__ = [
     "cpu_capabilities",
     "cpu_capability",
     "im2col",
+    "linear",
+    "linear_backward",
     "max_pool2d",
     "max_pool2d_backward",
     "reference",
@@ -301,8 +304,7 @@ def conv2d_backward(
     dy = _checks.float_array(dy, "dy", 4, "(N, FN, OH, OW)")
     _checks.same_dtype("dy", dy, "x", x)
     _checks.expect_shape(dy, "dy", y_shape)
-    if not isinstance(input_grad, bool):
-        raise TypeError(f"input_grad must be True or False, got {input_grad!r}")
+    _checks.boolean(input_grad, "input_grad")
     return _run("conv2d_backward", dy, x, w, stride, pad, input_grad)
 
 
@@ -317,8 +319,9 @@ def _pool_args(x_shape, kernel_size, stride, pad):
     return kernel, stride, pad, (*x_shape[:2], oh, ow)
 
 
-def max_pool2d(x: np.ndarray, kernel_size, stride=None, pad=0):
-    """Max pooling: x (N, C, H, W) -> (y, argmax), both (N, C, OH, OW).
+def max_pool2d(x: np.ndarray, kernel_size, stride=None, pad=0, *, return_indices: bool = True):
+    """Max pooling: x (N, C, H, W) -> (y, argmax), both (N, C, OH, OW), or y alone with
+    ``return_indices=False`` (inference: the argmax is only needed by the backward pass).
 
     ``argmax`` holds int64 indices ``h*W + w`` into each flattened input plane (PyTorch's
     ``return_indices`` convention). Padding counts as -inf; the first of tied values wins; a
@@ -326,7 +329,8 @@ def max_pool2d(x: np.ndarray, kernel_size, stride=None, pad=0):
     """
     x = _checks.float_array(x, "x", 4, "(N, C, H, W)")
     kernel, stride, pad, _ = _pool_args(x.shape, kernel_size, stride, pad)
-    return _run("max_pool2d", x, kernel, stride, pad)
+    _checks.boolean(return_indices, "return_indices")
+    return _run("max_pool2d", x, kernel, stride, pad, return_indices)
 
 
 def max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride=None, pad=0) -> np.ndarray:
@@ -372,9 +376,13 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, pad=0) -> np.ndar
     return _run("avg_pool2d_backward", dy, x_shape, kernel, stride, pad)
 
 
-def relu(x: np.ndarray) -> np.ndarray:
-    """max(x, 0) elementwise, for an array of any shape; NaN stays NaN."""
-    return _run("relu", _checks.float_array(x, "x"))
+def relu(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    """max(x, 0) elementwise, for an array of any shape; NaN stays NaN. With ``inplace`` the
+    result is written into x (which must be C-contiguous and writeable) and x is returned."""
+    x = _checks.float_array(x, "x")
+    if _checks.boolean(inplace, "inplace"):
+        _checks.updatable(x, "x")
+    return _run("relu", x, inplace)
 
 
 def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -421,6 +429,20 @@ def batch_norm_apply(x, mean, inv_std, gamma, beta) -> np.ndarray:
     )
 
 
+def batch_norm_inference(x, mean, var, gamma, beta, eps: float = 1e-5, *, inplace: bool = False):
+    """BatchNorm at inference, on running statistics: each channel scaled and shifted once,
+    ``x * scale + shift`` with ``scale = gamma / sqrt(var + eps)`` and ``shift = beta - mean *
+    scale`` (the same numbers as :func:`batch_norm_apply` with ``inv_std = 1 / sqrt(var +
+    eps)``). With ``inplace`` the result is written into x (C-contiguous, writeable)."""
+    x = _bn_input(x)
+    vectors = _bn_vectors(x, mean=mean, var=var, gamma=gamma, beta=beta)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps > 0:
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
+    if _checks.boolean(inplace, "inplace"):
+        _checks.updatable(x, "x")
+    return _run("batch_norm_inference", x, *vectors, float(eps), inplace)
+
+
 def batch_norm_backward(dy, x, mean, inv_std, gamma):
     """Gradients of :func:`batch_norm_apply` with batch statistics: (dx, dgamma, dbeta)."""
     x = _bn_input(x)
@@ -434,6 +456,47 @@ def batch_norm_backward(dy, x, mean, inv_std, gamma):
     return _run(
         "batch_norm_backward", dy, x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma)
     )
+
+
+def _linear_args(x, w):
+    x = _checks.float_array(x, "x", 2, "(N, IN)")
+    w = _checks.float_array(w, "w", 2, "(IN, OUT)")
+    _checks.same_dtype("w", w, "x", x)
+    if w.shape[0] != x.shape[1]:
+        raise ValueError(
+            f"w has {w.shape[0]} input features (shape {w.shape}) "
+            f"but x has {x.shape[1]} (shape {x.shape})"
+        )
+    if max(*x.shape, w.shape[1]) >= 2**31:
+        raise ValueError(
+            f"the BLAS takes sizes below 2**31, got x of shape {x.shape} and w of shape {w.shape}"
+        )
+    return x, w
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """The fully connected layer: x (N, IN), w (IN, OUT), b (OUT,) or None -> y = x w + b
+    (N, OUT). The C++ kernel splits the product among dlx's threads on dlx's own
+    single-threaded BLAS, so it never starts a second thread pool (NumPy's ``@`` would)."""
+    x, w = _linear_args(x, w)
+    if b is not None:
+        b = _checks.float_array(b, "b", 1, "(OUT,)")
+        _checks.same_dtype("b", b, "x", x)
+        _checks.expect_shape(b, "b", (w.shape[1],))
+    _checks.allocation((x.shape[0], w.shape[1]), x.dtype, "the output")
+    return _run("linear", x, w, b)
+
+
+def linear_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, *, input_grad: bool = True):
+    """Gradients of :func:`linear` for dy (N, OUT): returns (dx, dw, db) with
+    ``dx = dy w^T`` (N, IN), ``dw = x^T dy`` (IN, OUT) and ``db`` the sum of dy over the batch
+    (OUT,). With ``input_grad=False`` dx is not computed and comes back as None."""
+    x, w = _linear_args(x, w)
+    dy = _checks.float_array(dy, "dy", 2, "(N, OUT)")
+    _checks.same_dtype("dy", dy, "x", x)
+    _checks.expect_shape(dy, "dy", (x.shape[0], w.shape[1]))
+    _checks.boolean(input_grad, "input_grad")
+    return _run("linear_backward", dy, x, w, input_grad)
 
 
 def adam_step(
@@ -464,10 +527,7 @@ def adam_step(
         _checks.same_dtype(name, _checks.float_array(a, name), "param", param)
         _checks.expect_shape(a, name, param.shape)
     for name, a in (("param", param), ("m", m), ("v", v)):
-        if not (a.flags.c_contiguous and a.flags.writeable):
-            raise ValueError(
-                f"{name} is updated in place and must be a C-contiguous, writeable array"
-            )
+        _checks.updatable(a, name)
     scalars = {"beta1": beta1, "beta2": beta2, "lr_t": lr_t, "v_scale": v_scale, "eps": eps}
     for name, value in scalars.items():
         if not isinstance(value, (int, float, np.floating)) or isinstance(value, bool):

@@ -16,6 +16,8 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _is_int(value: object) -> bool:
+    if type(value) is int:  # the common case, without the slower abstract-class check
+        return True
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
@@ -31,6 +33,14 @@ def integer(value: object, name: str, minimum: int) -> int:
 
 def pair(value: object, name: str, minimum: int) -> tuple[int, int]:
     """An int or an (h, w) pair of ints, each at least ``minimum``, as an (h, w) tuple."""
+    if (
+        type(value) is tuple
+        and len(value) == 2
+        and type(value[0]) is int
+        and type(value[1]) is int
+        and min(value) >= minimum
+    ):
+        return value  # a normalised pair, as the layers pass: the common case, checked fast
     if _is_int(value):
         value = (value, value)
     if (
@@ -57,6 +67,19 @@ def float_array(a: object, name: str, ndim: int | None = None, layout: str = "")
     if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {a.shape}")
     return a
+
+
+def boolean(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def updatable(a: np.ndarray, name: str) -> None:
+    """An array an op writes into must be C-contiguous and writeable: a copy would take the
+    result instead."""
+    if not (a.flags.c_contiguous and a.flags.writeable):
+        raise ValueError(f"{name} is updated in place and must be a C-contiguous, writeable array")
 
 
 def same_dtype(name: str, a: np.ndarray, ref_name: str, ref: np.ndarray) -> None:

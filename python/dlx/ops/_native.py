@@ -113,7 +113,9 @@ def conv2d_backward(dy, x, w, stride, pad, input_grad=True):
     return _core.conv2d_backward(dy, x, w, *stride, *pad, input_grad)
 
 
-def max_pool2d(x, kernel_size, stride, pad):
+def max_pool2d(x, kernel_size, stride, pad, return_indices=True):
+    if not return_indices:
+        return _core.max_pool2d_values(x, *kernel_size, *stride, *pad)
     return _core.max_pool2d_forward(x, *kernel_size, *stride, *pad)
 
 
@@ -129,8 +131,8 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride, pad):
     return _core.avg_pool2d_backward(dy, tuple(x_shape), *kernel_size, *stride, *pad)
 
 
-def relu(x):
-    return _core.relu_forward(x)
+def relu(x, inplace=False):
+    return _core.relu_inplace(x) if inplace else _core.relu_forward(x)
 
 
 def relu_backward(dy, y):
@@ -143,6 +145,18 @@ def batch_norm_stats(x):
 
 def batch_norm_apply(x, mean, inv_std, gamma, beta):
     return _core.batch_norm_apply(x, mean, inv_std, gamma, beta)
+
+
+def batch_norm_inference(x, mean, var, gamma, beta, eps, inplace=False):
+    return _core.batch_norm_inference(x, mean, var, gamma, beta, eps, inplace)
+
+
+def linear(x, w, b=None):
+    return _core.linear_forward(x, w, b)
+
+
+def linear_backward(dy, x, w, input_grad=True):
+    return _core.linear_backward(dy, x, w, input_grad)
 
 
 def batch_norm_backward(dy, x, mean, inv_std, gamma):

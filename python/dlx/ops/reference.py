@@ -23,12 +23,15 @@ __all__ = [
     "avg_pool2d_backward",
     "batch_norm_apply",
     "batch_norm_backward",
+    "batch_norm_inference",
     "batch_norm_stats",
     "col2im",
     "conv2d",
     "conv2d_backward",
     "conv_output_size",
     "im2col",
+    "linear",
+    "linear_backward",
     "max_pool2d",
     "max_pool2d_backward",
     "relu",
@@ -145,8 +148,9 @@ def _window_origins(out_size, stride, pad):
     return np.arange(out_size) * stride - pad
 
 
-def max_pool2d(x, kernel_size, stride=None, pad=0):
-    """Max over each window -> (y, argmax), both (N, C, OH, OW).
+def max_pool2d(x, kernel_size, stride=None, pad=0, return_indices=True):
+    """Max over each window -> (y, argmax), both (N, C, OH, OW); y alone without
+    ``return_indices``.
 
     Padding is -inf, so it never wins. ``argmax`` is the index h*W + w of the winner in its
     input plane. np.argmax returns the first maximum, so the first of tied values wins, and a
@@ -174,6 +178,8 @@ def max_pool2d(x, kernel_size, stride=None, pad=0):
     rows = np.where(padded, first_row, rows)
     cols = np.where(padded, first_col, cols)
     argmax = (rows * w + cols).astype(np.int64)
+    if not return_indices:
+        return np.ascontiguousarray(y)
     return np.ascontiguousarray(y), argmax
 
 
@@ -206,9 +212,9 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, pad=0):
     return _fold(windows, x_shape, stride, pad)
 
 
-def relu(x):
-    """max(x, 0) elementwise (NaN stays NaN)."""
-    return np.maximum(x, x.dtype.type(0))
+def relu(x, inplace=False):
+    """max(x, 0) elementwise (NaN stays NaN); into x itself with ``inplace``."""
+    return np.maximum(x, x.dtype.type(0), out=x if inplace else None)
 
 
 def relu_backward(dy, y):
@@ -239,6 +245,16 @@ def batch_norm_apply(x, mean, inv_std, gamma, beta):
     return _per_channel(gamma, x) * xhat + _per_channel(beta, x)
 
 
+def batch_norm_inference(x, mean, var, gamma, beta, eps, inplace=False):
+    """batch_norm_apply with the running statistics: inv_std = 1 / sqrt(var + eps)."""
+    inv_std = (1.0 / np.sqrt(var + var.dtype.type(eps))).astype(var.dtype)
+    y = batch_norm_apply(x, mean, inv_std, gamma, beta)
+    if not inplace:
+        return y
+    x[...] = y
+    return x
+
+
 def batch_norm_backward(dy, x, mean, inv_std, gamma):
     """Gradients of batch_norm_apply when mean and inv_std came from this batch.
 
@@ -254,6 +270,18 @@ def batch_norm_backward(dy, x, mean, inv_std, gamma):
     scale = _per_channel(gamma * inv_std / x.dtype.type(m), x)
     dx = scale * (m * dy - _per_channel(dbeta, x) - xhat * _per_channel(dgamma, x))
     return dx, dgamma, dbeta
+
+
+def linear(x, w, b=None):
+    """The fully connected layer: y = x w + b, x (N, IN), w (IN, OUT), b (OUT,)."""
+    y = x @ w
+    return y if b is None else y + b
+
+
+def linear_backward(dy, x, w, input_grad=True):
+    """Gradients of linear for dy (N, OUT): dx = dy w^T, dw = x^T dy, db = sum over N of dy."""
+    dx = dy @ w.T if input_grad else None
+    return dx, x.T @ dy, dy.sum(axis=0)
 
 
 def decay(state, rate):

@@ -40,6 +40,31 @@ def _make(factory: Callable[..., Layer], dtype) -> Layer:
     return layer
 
 
+def _check_inference_claims(layer: Layer, x: np.ndarray, y: np.ndarray) -> None:
+    """What a layer declares about its inference output (see :class:`dlx.Layer`) must hold,
+    or a network would overwrite arrays it does not own."""
+    name = type(layer).__name__
+    if layer.fresh_inference_output:
+        owned = [("the input", x)] + [
+            (f"{kind} {key!r}", a)
+            for kind, arrays in (("parameter", layer.params), ("buffer", layer.buffers))
+            for key, a in arrays.items()
+        ]
+        for what, a in owned:
+            assert not np.shares_memory(y, a), (
+                f"{name} declares fresh_inference_output, but its output shares memory with {what}"
+            )
+        kept = [k for k, v in vars(layer).items() if isinstance(v, np.ndarray) and v is y]
+        assert not kept, f"{name} declares fresh_inference_output, but keeps its output as {kept}"
+    if layer.infers_in_place:
+        inside = x.copy()
+        result = layer.forward(inside, train=False, inplace=True)
+        assert result is inside, f"{name} declares infers_in_place, but did not return its input"
+        np.testing.assert_array_equal(
+            inside, y, err_msg=f"{name}'s in-place inference computes something else"
+        )
+
+
 def check_layer(
     factory: Callable[..., Layer],
     input_shape: Sequence[int],
@@ -56,8 +81,9 @@ def check_layer(
     stay outside the finite differences.
 
     Checked, in order: forward and backward shapes; ``grads`` matching ``params``;
-    ``backward_params`` giving the same parameter gradients as ``backward``; float32 and
-    float64 kept end to end; a float64 gradient check of the input and every parameter (below
+    ``backward_params`` giving the same parameter gradients as ``backward``; the inference
+    claims it makes (``fresh_inference_output``, ``infers_in_place``); float32 and float64 kept
+    end to end; a float64 gradient check of the input and every parameter (below
     ``tolerance``); the config round trip through the registry; a save/load round trip giving
     identical outputs; and that each of ``bad_input_shapes`` raises ``ValueError`` or
     ``TypeError``.
@@ -103,6 +129,7 @@ def check_layer(
         assert y_eval.shape == y.shape and y_eval.dtype == dtype, (
             "train=False changed the output shape or dtype"
         )
+        _check_inference_claims(layer, x, y_eval)
 
     errors = gradient_check(_make(factory, np.float64), base.copy(), seed=seed)
     for name, error in errors.items():

@@ -241,3 +241,34 @@ def test_conformance_kit_fails_a_wrong_layer(scratch_names):
 
     with pytest.raises(AssertionError, match="gradient of 'x' is wrong"):
         check_layer(lambda d: Doubler(), (2, 3))
+
+
+def test_conformance_kit_fails_false_inference_claims(scratch_names):
+    from dlx.testing import check_layer
+
+    @dlx.register_layer
+    class Passthrough(dlx.Layer):
+        fresh_inference_output = True  # false: it returns its input
+
+        def forward(self, x, train=True):
+            return x
+
+        def backward(self, dout):
+            return dout
+
+    with pytest.raises(AssertionError, match="fresh_inference_output, but its output shares"):
+        check_layer(lambda d: Passthrough(), (2, 3))
+
+    @dlx.register_layer
+    class Negate(dlx.Layer):
+        fresh_inference_output = True
+        infers_in_place = True  # false: it ignores inplace
+
+        def forward(self, x, train=True, inplace=False):
+            return -x
+
+        def backward(self, dout):
+            return -dout
+
+    with pytest.raises(AssertionError, match="infers_in_place, but did not return its input"):
+        check_layer(lambda d: Negate(), (2, 3))

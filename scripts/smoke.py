@@ -3,8 +3,9 @@ emulated CPUs (qemu-x86_64 -cpu Haswell, -cpu Nehalem), where anything is slow.
 
     python scripts/smoke.py --expect avx2
 
-Checks the CPU level dlx chose, the convolution (im2col and shifted routes), pooling,
-BatchNorm and Adam against the NumPy reference, and that a few training steps lower the loss.
+Checks the CPU level dlx chose, the convolution (im2col and shifted routes), the fully
+connected products (GEMM and GEMV), pooling, BatchNorm and Adam against the NumPy reference,
+and that a few training steps lower the loss.
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ def main() -> None:
                 ("dx", "dw", "db"), grads, ops.conv2d_backward(np.ones_like(y), x, w, stride, 1)
             ):
                 close(f"conv2d_backward {name} ({route})", got, want)
+
+    w = rng.standard_normal((96, 40)).astype(np.float32)
+    for rows in (64, 1):  # a GEMM and a GEMV
+        a, dy = (rng.standard_normal((rows, k)).astype(np.float32) for k in (96, 40))
+        y, grads = ops.linear(a, w), ops.linear_backward(dy, a, w)
+        with ops.use_backend("numpy"):
+            close(f"linear ({rows} rows)", y, ops.linear(a, w))
+            for name, got, want in zip(("dx", "dw", "db"), grads, ops.linear_backward(dy, a, w)):
+                close(f"linear_backward {name} ({rows} rows)", got, want)
 
     pooled, _ = ops.max_pool2d(x, 2, 2, 0)
     mean, var = ops.batch_norm_stats(x)

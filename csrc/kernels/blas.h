@@ -37,7 +37,9 @@ inline void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, do
                     static_cast<blasint>(ldc));
 }
 
-// y = op(A) x with a row-major A (m, n); x has stride incx, y is contiguous.
+// y = op(A) x (beta = 0) with a row-major A (m, n); x has stride incx, y is contiguous. The
+// callers zero y first, so the result never depends on whether the BLAS sets y to zero for
+// beta = 0 (as the reference BLAS does) or scales it (which would keep a NaN found there).
 inline void gemv(bool trans, index_t m, index_t n, const float* a, index_t lda, const float* x,
                  index_t incx, float* y) {
   scipy_cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),

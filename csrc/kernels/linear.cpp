@@ -15,8 +15,9 @@ namespace {
 
 // Products with fewer multiply-adds stay on the calling thread: waking the team costs more.
 constexpr index_t kParallelGrain = index_t(1) << 16;
-// Blocks of rows are a multiple of 4 (the BLAS's micro-tile height); blocks of columns a
-// multiple of 16, so two threads never write the same cache line of a row.
+// Blocks of rows are a multiple of 4 rows and blocks of columns a multiple of 16 columns (a
+// 64-byte line of floats), so that each block keeps whole register tiles of the BLAS and two
+// threads share at most the lines at a block's edges.
 constexpr index_t kRowGranule = 4, kColumnGranule = 16;
 
 index_t block_of(index_t extent, index_t parts, index_t granule) {
@@ -33,8 +34,10 @@ void parallel_gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, 
     std::fill(c, c + m * n, T(0));
     return;
   }
-  const bool by_rows = m >= n;
-  const bool parallel = m * n * k > kParallelGrain;
+  // Split the dimension with more granules; a product of one granule stays on one thread.
+  const bool by_rows = m / kRowGranule >= n / kColumnGranule;
+  const bool parallel =
+      m * n * k > kParallelGrain && (by_rows ? m > kRowGranule : n > kColumnGranule);
 #pragma omp parallel if (parallel)
   {
     const index_t parts = omp_get_num_threads(), part = omp_get_thread_num();
@@ -44,6 +47,7 @@ void parallel_gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, 
     if (lo < hi && by_rows) {
       const T* a_rows = trans_a ? a + lo : a + lo * lda;
       if (n == 1) {  // C's rows [lo, hi) = op(A) rows times the column op(B)
+        std::fill(c + lo, c + hi, T(0));  // see gemv in blas.h
         gemv(trans_a, trans_a ? k : hi - lo, trans_a ? hi - lo : k, a_rows, lda, b,
              trans_b ? 1 : ldb, c + lo);
       } else {
@@ -52,6 +56,7 @@ void parallel_gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, 
     } else if (lo < hi) {
       const T* b_columns = trans_b ? b + lo * ldb : b + lo;
       if (m == 1) {  // C's columns [lo, hi) = the row op(A) times op(B)'s columns
+        std::fill(c + lo, c + hi, T(0));  // see gemv in blas.h
         gemv(!trans_b, trans_b ? hi - lo : k, trans_b ? k : hi - lo, b_columns, ldb, a,
              trans_a ? lda : 1, c + lo);
       } else {

@@ -96,7 +96,9 @@ class Sequential:
                 x = layer.forward(x, train=False, inplace=True)
             else:
                 x = layer.forward(x, train=False)
-                fresh = layer.fresh_inference_output
+                # A fresh output in another memory order (a ufunc keeps its input's) is not
+                # written in place: the in-place kernels need C order.
+                fresh = layer.fresh_inference_output and x.flags.c_contiguous and x.flags.writeable
         return x
 
     def penalty(self) -> float:

@@ -4,15 +4,17 @@ dlx's C++ kernels run on OpenMP threads and call a single-threaded BLAS (its own
 OpenBLAS, from scipy-openblas32) inside them. The thread count comes from
 ``DLX_NUM_THREADS``, else ``OMP_NUM_THREADS``, else every core.
 
-Every product of the layers, the fully connected ones included (:func:`dlx.ops.linear`),
-runs there: dlx never calls NumPy's BLAS on a training or inference step, so NumPy's thread
-pool, whose threads keep spinning for a while after each product, never competes with
-dlx's for the cores, and dlx never changes NumPy's thread settings.
+Every product of the built-in layers, the fully connected ones included
+(:func:`dlx.ops.linear`), runs there: with the C++ backend no training or inference step
+calls NumPy's BLAS, so NumPy's thread pool, whose threads keep spinning for a while after each
+product, never competes with dlx's for the cores, and dlx never changes NumPy's thread
+settings. (The NumPy backend, :mod:`dlx.ops.reference`, multiplies with NumPy's ``@``.)
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 __all__ = ["get_num_threads", "set_num_threads"]
 
@@ -33,6 +35,25 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """The number of threads dlx's kernels use."""
     return _core().get_num_threads()
+
+
+def blas_single_threaded():
+    """Deprecated, and no longer needed: a context manager limiting every loaded BLAS (NumPy's
+    included) to one thread, through threadpoolctl (``pip install threadpoolctl``)."""
+    warnings.warn(
+        "dlx.threads.blas_single_threaded is no longer needed (dlx's layers no longer call "
+        "NumPy's BLAS) and will be removed; to limit NumPy's BLAS in code of your own, use "
+        "threadpoolctl.threadpool_limits(1, user_api='blas')",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise ImportError(
+            "blas_single_threaded needs threadpoolctl: pip install threadpoolctl"
+        ) from None
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _apply_environment() -> None:

@@ -22,10 +22,12 @@ LINEAR_SHAPES = [
     (300, 40, 33),
     (3, 90, 400),
     (1, 700, 130),
+    (2048, 40, 1),
+    (300, 1, 300),
 ]
 
 
-@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+@pytest.fixture(params=[1, 2, 3], ids=["1-thread", "2-threads", "3-threads"])
 def threads(request):
     before = dlx.threads.get_num_threads()
     dlx.threads.set_num_threads(request.param)
@@ -120,6 +122,12 @@ def test_inplace_refuses_arrays_it_cannot_write(backend, call):
     with pytest.raises(ValueError, match="x is updated in place"):
         call(read_only)
     np.testing.assert_array_equal(strided, 1)
+
+
+def test_relu_in_place_returns_x_itself_even_0d(backend):
+    x = np.array(-1.5)
+    assert ops.relu(x, inplace=True) is x
+    assert x == 0
 
 
 def test_relu_in_place_keeps_nan(backend):

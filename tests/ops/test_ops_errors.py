@@ -272,7 +272,14 @@ CASES = {
             np.zeros((2, 3), np.float32), *[np.ones(3, np.float32)] * 4, eps=0
         ),
         ValueError,
-        r"eps must be a positive number, got 0",
+        r"eps must be positive, got 0",
+    ),
+    "bn-inference-eps-string": (
+        lambda: ops.batch_norm_inference(
+            np.zeros((2, 3), np.float32), *[np.ones(3, np.float32)] * 4, eps="1e-5"
+        ),
+        TypeError,
+        r"eps must be a number, got str",
     ),
     "bn-inference-var-shape": (
         lambda: ops.batch_norm_inference(

@@ -92,6 +92,93 @@ def eval_by_training_kernels_any(net, x):
     return x
 
 
+def test_inference_takes_inputs_in_any_memory_order(backend, rng):
+    """Tanh keeps its input's memory order, so its fresh output of an NHWC array transposed
+    to NCHW is not C-contiguous: BatchNorm after it must not be asked to work in place."""
+    net = dlx.Sequential([L.Tanh(), L.BatchNorm(3), L.ReLU(), L.Sigmoid(), L.ReLU()])
+    x = rng.standard_normal((2, 5, 4, 3)).astype(np.float32).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(net.predict(x), eval_by_training_kernels_any(net, x))
+
+
+CLAIMS = {
+    # layer: (fresh_inference_output, infers_in_place)
+    L.Conv2d: (True, False),
+    L.Affine: (True, False),
+    L.BatchNorm: (True, True),
+    L.ReLU: (True, True),
+    L.Sigmoid: (True, False),
+    L.Tanh: (True, False),
+    L.MaxPool2d: (True, False),
+    L.AvgPool2d: (True, False),
+    L.Dropout: (False, False),
+    L.Flatten: (False, False),
+}
+
+
+def test_built_in_layers_make_the_inference_claims_they_should():
+    got = {cls: (cls.fresh_inference_output, cls.infers_in_place) for cls in CLAIMS}
+    assert got == CLAIMS
+
+
+def test_predict_runs_relu_in_place_after_each_fresh_output(monkeypatch, rng):
+    calls = []
+    relu = ops.relu
+
+    def spy(x, *, inplace=False):
+        calls.append(inplace)
+        return relu(x, inplace=inplace)
+
+    monkeypatch.setattr(ops, "relu", spy)
+    net = dlx.Sequential(
+        [
+            L.ReLU(),  # the caller's input: not in place
+            L.Conv2d(1, 2, 3, padding=1),
+            L.ReLU(),
+            L.MaxPool2d(2),
+            L.ReLU(),
+            L.AvgPool2d(2),
+            L.ReLU(),
+            L.Flatten(),
+            L.ReLU(),  # a view of the pooled array: not in place
+            L.Affine(8, 4),
+            L.ReLU(),
+            L.BatchNorm(4),
+            L.ReLU(),
+            L.Dropout(0.5),
+            L.ReLU(),  # still the same temporary
+        ]
+    )
+    x = rng.standard_normal((2, 1, 8, 8)).astype(np.float32)
+    original = x.copy()
+    net.predict(x)
+    assert calls == [False, True, True, True, False, True, True, False]
+    np.testing.assert_array_equal(x, original)
+    calls.clear()
+    net.loss(x, np.array([0, 1]))  # training never works in place
+    assert calls == [False] * 8
+
+
+def test_affine_runs_on_the_linear_kernels(monkeypatch, rng):
+    used = []
+    for name in ("linear", "linear_backward"):
+        kernel = getattr(ops, name)
+        monkeypatch.setattr(
+            ops, name, lambda *a, _k=kernel, _n=name, **kw: used.append(_n) or _k(*a, **kw)
+        )
+    layer = L.Affine(6, 3)
+    y = layer.forward(rng.standard_normal((4, 2, 3)).astype(np.float32))
+    layer.backward(np.ones_like(y))
+    assert used == ["linear", "linear_backward"]
+
+
+def test_blas_single_threaded_is_deprecated():
+    pytest.importorskip("threadpoolctl")
+    with pytest.warns(DeprecationWarning, match="no longer needed"):
+        limit = dlx.threads.blas_single_threaded()
+    with limit:
+        pass
+
+
 def test_a_subclass_with_its_own_forward_makes_no_inference_claims(rng):
     class ShiftedReLU(L.ReLU):
         def forward(self, x, train=True):
@@ -131,9 +218,14 @@ def test_inference_keeps_nothing_for_backward(rng, name):
         layer.backward(np.ones_like(y))
 
 
-def test_a_step_and_a_prediction_leave_numpys_blas_threads_alone(tmp_path):
+def test_a_step_and_a_prediction_leave_numpys_blas_threads_alone():
     """NumPy's BLAS keeps its own thread count through import, a hand-written step, Trainer
     (where it was once limited to one thread) and predict."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy  # noqa: F401  (loads NumPy's BLAS, if it has one of its own)
+
+    if not any("numpy" in i["filepath"] for i in threadpoolctl.threadpool_info()):
+        pytest.skip("this NumPy's BLAS is not a library of its own that threadpoolctl finds")
     script = """
 import json, threadpoolctl, numpy as np
 

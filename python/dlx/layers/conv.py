@@ -99,8 +99,6 @@ class Conv2d(Layer):
 
 
 class _Pool2d(Layer):
-    fresh_inference_output = True
-
     def __init__(self, kernel_size, stride=None, padding=0) -> None:
         super().__init__()
         self.kernel_size = _checks.pair(kernel_size, "kernel_size", 1)
@@ -114,6 +112,8 @@ class MaxPool2d(_Pool2d):
     """Max over each window: x (N, C, H, W) -> (N, C, OH, OW); the gradient goes to the
     winner of each window (its index is kept from forward). ``stride`` defaults to the
     kernel size."""
+
+    fresh_inference_output = True
 
     def __init__(self, kernel_size, stride=None, padding=0) -> None:
         super().__init__(kernel_size, stride, padding)
@@ -136,6 +136,8 @@ class MaxPool2d(_Pool2d):
 
 class AvgPool2d(_Pool2d):
     """Mean over each window (zero padding counted): x (N, C, H, W) -> (N, C, OH, OW)."""
+
+    fresh_inference_output = True
 
     def forward(self, x, train=True):
         x = check_input(self, x, 4, "(N, C, H, W)")

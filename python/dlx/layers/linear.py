@@ -57,7 +57,8 @@ class Affine(Layer):
                 f"Affine expects {self.in_features} features per sample, got shape {x.shape} "
                 f"({features} features)"
             )
-        rows = x.reshape(x.shape[0], features)
+        # Contiguous once here, so that backward does not copy a strided input again.
+        rows = np.ascontiguousarray(x.reshape(x.shape[0], features))
         self.x_shape, self.x = (x.shape, rows) if train else (None, None)
         return ops.linear(rows, self.params["W"], self.params["b"])
 

@@ -380,9 +380,11 @@ def relu(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
     """max(x, 0) elementwise, for an array of any shape; NaN stays NaN. With ``inplace`` the
     result is written into x (which must be C-contiguous and writeable) and x is returned."""
     x = _checks.float_array(x, "x")
-    if _checks.boolean(inplace, "inplace"):
-        _checks.updatable(x, "x")
-    return _run("relu", x, inplace)
+    if not _checks.boolean(inplace, "inplace"):
+        return _run("relu", x, False)
+    _checks.updatable(x, "x")
+    _run("relu", x, True)
+    return x
 
 
 def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -436,11 +438,15 @@ def batch_norm_inference(x, mean, var, gamma, beta, eps: float = 1e-5, *, inplac
     eps)``). With ``inplace`` the result is written into x (C-contiguous, writeable)."""
     x = _bn_input(x)
     vectors = _bn_vectors(x, mean=mean, var=var, gamma=gamma, beta=beta)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps > 0:
-        raise ValueError(f"eps must be a positive number, got {eps!r}")
-    if _checks.boolean(inplace, "inplace"):
-        _checks.updatable(x, "x")
-    return _run("batch_norm_inference", x, *vectors, float(eps), inplace)
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.number)):
+        raise TypeError(f"eps must be a number, got {type(eps).__name__}")
+    if not eps > 0:
+        raise ValueError(f"eps must be positive, got {eps!r}")
+    if not _checks.boolean(inplace, "inplace"):
+        return _run("batch_norm_inference", x, *vectors, float(eps), False)
+    _checks.updatable(x, "x")
+    _run("batch_norm_inference", x, *vectors, float(eps), True)
+    return x
 
 
 def batch_norm_backward(dy, x, mean, inv_std, gamma):

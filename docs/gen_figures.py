@@ -13,13 +13,12 @@ import mkdocs_gen_files
 import numpy as np
 from dlx import experiments
 from dlx import functional as F
-from dlx.plots import _pyplot, plot_history, save_figure
+from dlx.plots import plot_history, save_figure, subplots
 
 
 def activation_functions(out: Path) -> list[Path]:
-    plt = _pyplot()
     x = np.linspace(-5, 5, 401)
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3))
+    fig, axes = subplots(1, 4, figsize=(13, 3))
     for ax, (name, fn) in zip(
         axes, [("step", F.step), ("sigmoid", F.sigmoid), ("tanh", F.tanh), ("ReLU", F.relu)]
     ):
@@ -31,9 +30,8 @@ def activation_functions(out: Path) -> list[Path]:
 
 
 def softmax_bars(out: Path) -> list[Path]:
-    plt = _pyplot()
     scores = np.array([0.3, 2.9, 4.0])
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
+    fig, (a, b) = subplots(1, 2, figsize=(8, 3))
     a.bar(range(3), scores)
     a.set_title("scores")
     b.bar(range(3), F.softmax(scores), color="tab:orange")
@@ -42,10 +40,9 @@ def softmax_bars(out: Path) -> list[Path]:
 
 
 def im2col_picture(out: Path) -> list[Path]:
-    plt = _pyplot()
     x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
     col = dlx.ops.im2col(x, 3, 1, 0)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [1, 2.4]})
+    fig, (a, b) = subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [1, 2.4]})
     a.imshow(x[0, 0], cmap="Blues")
     b.imshow(col, cmap="Blues", aspect="auto")
     for (i, j), v in np.ndenumerate(x[0, 0]):

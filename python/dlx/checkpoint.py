@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._files import atomic_write
 from .network import Sequential
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "load", "save"]
@@ -40,7 +40,8 @@ class CheckpointError(ValueError):
 
 
 def save(model: Sequential, path: str | os.PathLike) -> Path:
-    """Write ``model`` to ``path`` atomically: a crash mid-save leaves any old file intact."""
+    """Write ``model`` to ``path`` atomically: a crash mid-save leaves any old file intact,
+    and a temporary file left by a save that was killed is removed by the next save there."""
     from .registry import layer_providers
 
     if not isinstance(model, Sequential):
@@ -60,20 +61,7 @@ def save(model: Sequential, path: str | os.PathLike) -> Path:
     members.update({f"param/{k}": v for k, v in model.params.items()})
     members.update({f"buffer/{k}": v for k, v in model.buffers.items()})
 
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"cannot save to {path}: the folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **members)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: np.savez(f, **members))
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dtypes, limit: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import io
 import json
 import signal
 import sys
@@ -101,20 +102,89 @@ def _load_model_for_summary(spec: str, input_shape):
 
 
 # -- train ----------------------------------------------------------------------------
+# The files of a training run; a folder holding any of them holds a run.
+RUN_FILES = ("model.json", "model.npz", "history.json", "history.csv", "curves.png")
+# The signals that stop a run, and the exit status each gives (128 + its number).
+STOP_SIGNALS = {"SIGINT": 130, "SIGTERM": 143}
+
+
+class _Stopped(KeyboardInterrupt):
+    """Training was stopped by a signal (Ctrl-C, or SIGTERM from a scheduler or `timeout`)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
 @contextlib.contextmanager
-def _ctrl_c_deferred():
-    """Hold a Ctrl-C until the block is done: it then interrupts right after it. Saving a
-    checkpoint and recording that it was saved must not be split by an interrupt, or the
+def _stop_signals_handled():
+    """Within the block, SIGINT and SIGTERM both raise _Stopped, so a run stopped either way
+    saves what is complete and says so."""
+
+    def stop(number, frame):
+        raise _Stopped(signal.Signals(number).name)
+
+    previous = {}
+    for name in STOP_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            previous[number] = signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def _stop_signals_deferred():
+    """Hold SIGINT and SIGTERM until the block is done: they then stop the run right after it.
+    Saving a checkpoint and recording that it was saved must not be split by a signal, or the
     message would deny a checkpoint that is on disk. (Where signals cannot be blocked, on
     Windows, the block runs unprotected.)"""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _claim_run_folder(out: str | None, overwrite: bool, config: dict) -> Path:
+    """A folder for a new run, claimed by creating its model.json exclusively, so that no two
+    runs ever share one. Without ``out``: runs/train-DATE-TIME, with a suffix (-2, -3, ...)
+    when that name is taken. ``out`` that already holds a run is refused unless ``overwrite``,
+    which removes the old run's files first (a folder never mixes two runs' files)."""
+    text = json.dumps(config, indent=1).encode()
+    if out is None:
+        base = Path("runs") / f"train-{datetime.now():%Y%m%d-%H%M%S}"
+        _writable_folder(base.parent)
+        for attempt in range(1, 1000):
+            folder = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                continue
+            (folder / "model.json").write_bytes(text)
+            return folder
+        raise ValueError(f"cannot find a free run folder next to {base}")
+    folder = _writable_folder(Path(out))
+    held = [name for name in RUN_FILES if (folder / name).exists()]
+    if held and not overwrite:
+        raise ValueError(
+            f"the output folder {folder} already holds a run ({', '.join(held)}); choose "
+            "another --out, or pass --overwrite to replace it"
+        )
+    for name in held:
+        (folder / name).unlink()
+    try:
+        with open(folder / "model.json", "xb") as f:
+            f.write(text)
+    except FileExistsError:
+        raise ValueError(f"another run has just claimed the output folder {folder}") from None
+    return folder
 
 
 def _writable_folder(path: Path) -> Path:
@@ -131,12 +201,15 @@ def _writable_folder(path: Path) -> Path:
 
 
 def _write_history(history: dict[str, list[float]], out: Path) -> None:
-    (out / "history.json").write_text(json.dumps(history, indent=1))
+    from ._files import atomic_write
+
+    atomic_write(out / "history.json", lambda f: f.write(json.dumps(history, indent=1).encode()))
     keys = list(history)
-    with open(out / "history.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(keys)
-        writer.writerows(zip(*(history[k] for k in keys)))
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(keys)
+    writer.writerows(zip(*(history[k] for k in keys)))
+    atomic_write(out / "history.csv", lambda f: f.write(table.getvalue().encode()))
 
 
 def train(args) -> int:
@@ -156,13 +229,14 @@ def train(args) -> int:
     )
     net = build_model(args.model, x_train.shape[1:], weight_init=args.weight_init)
     optimizer = get_optimizer(args.optimizer, lr=args.lr)
-    net.weight_decay = args.weight_decay
-    out = _writable_folder(Path(args.out or f"runs/train-{datetime.now():%Y%m%d-%H%M%S}"))
-    (out / "model.json").write_text(json.dumps(net.to_config(), indent=1))
+    if args.weight_decay is not None:  # a flag the user passed overrides the config's value
+        net.weight_decay = args.weight_decay
+    out = _claim_run_folder(args.out, args.overwrite, net.to_config())
     print(
         f"dlx train: {args.model} on {args.dataset} ({len(x_train)} train, {len(x_val)} validation, "
         f"{len(x_test)} test), {args.epochs} epochs, batch {args.batch_size}, "
-        f"{args.optimizer} lr {args.lr:g}, weight decay {args.weight_decay:g}, seed {args.seed}"
+        f"{args.optimizer} lr {args.lr:g}, weight decay {net.weight_decay:g} "
+        f"({net.regularization}), seed {args.seed}"
     )
     print(f"writing to {out}/")
 
@@ -170,7 +244,7 @@ def train(args) -> int:
     last_saved = [0]
 
     def on_epoch_end(epoch, record):
-        with _ctrl_c_deferred():
+        with _stop_signals_deferred():
             save(net, checkpoint)
             last_saved[0] = epoch
         tqdm.write(
@@ -189,25 +263,31 @@ def train(args) -> int:
         on_epoch_end=on_epoch_end,
     )
     started = time.perf_counter()
-    interrupted = False
-    try:
-        trainer.fit(x_train, t_train, x_val, t_val)
-    except KeyboardInterrupt:
-        interrupted = True
-    history = trainer.history
-    if history:
-        _write_history(history, out)
-        plot_history(history, out / "curves.png", title=f"{args.model} on {args.dataset}")
-    if interrupted:
+    stopped: str | None = None
+    with _stop_signals_handled():
+        try:
+            trainer.fit(x_train, t_train, x_val, t_val)
+        except _Stopped as signal_stop:
+            stopped = signal_stop.name
+        history = trainer.history
+        with _stop_signals_deferred():
+            if history:
+                _write_history(history, out)
+                plot_history(history, out / "curves.png", title=f"{args.model} on {args.dataset}")
+        if stopped is None:
+            try:
+                test_acc = net.accuracy(x_test, t_test)
+            except _Stopped as signal_stop:
+                stopped = signal_stop.name
+    if stopped is not None:
         kept = (
             f"kept the checkpoint of epoch {last_saved[0]}: {checkpoint}"
             if last_saved[0]
             else "no epoch had finished"
         )
-        print(f"\ninterrupted; {kept}", file=sys.stderr)
-        return 130
+        print(f"\ninterrupted by {stopped}; {kept}", file=sys.stderr)
+        return STOP_SIGNALS[stopped]
 
-    test_acc = net.accuracy(x_test, t_test)
     elapsed = time.perf_counter() - started
     per_epoch = float(np.mean(history["seconds"])) if history else 0.0
     print(
@@ -356,7 +436,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=100)
     p.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
     p.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate (default: 1e-3)")
-    p.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
+    p.add_argument(
+        "--weight-decay",
+        type=_non_negative_float,
+        help="weight decay (default: the JSON config's, else 0)",
+    )
     p.add_argument(
         "--weight-init",
         choices=["he", "xavier", "uniform"],
@@ -367,7 +451,12 @@ def make_parser() -> argparse.ArgumentParser:
         "--val-fraction", type=_fraction, default=0.1, help="training data held out for validation"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="output folder (default: runs/train-DATE-TIME)")
+    p.add_argument(
+        "--out", help="output folder, which must not hold a run (default: runs/train-DATE-TIME)"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the run the --out folder holds"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=train)
 

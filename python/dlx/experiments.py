@@ -18,7 +18,7 @@ from ._random import seed
 from .gradcheck import numerical_gradient
 from .layers import Conv2d, MeanSquaredError
 from .network import Sequential
-from .plots import _pyplot, save_figure
+from .plots import save_figure, subplots
 from .trainer import Trainer
 
 __all__ = ["EXPERIMENTS", "run"]
@@ -31,7 +31,6 @@ def _flat_data(train: int, test: int = 1000):
 
 def optimizer_paths(out: Path) -> list[Path]:
     """Each optimizer's path on f(x, y) = x^2/20 + y^2 from (-7, 2), and its loss on data."""
-    plt = _pyplot()
     settings = {
         "SGD": optim.SGD(0.95),
         "Momentum": optim.Momentum(0.1),
@@ -41,7 +40,7 @@ def optimizer_paths(out: Path) -> list[Path]:
         "Adam": optim.Adam(0.3),
     }
     xs, ys = np.meshgrid(np.linspace(-10, 10, 200), np.linspace(-5, 5, 200))
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    fig, axes = subplots(2, 3, figsize=(13, 7))
     for ax, (name, opt) in zip(axes.flat, settings.items()):
         p = {"x": np.array(-7.0), "y": np.array(2.0)}
         path = [(-7.0, 2.0)]
@@ -57,7 +56,7 @@ def optimizer_paths(out: Path) -> list[Path]:
     written = [save_figure(fig, out / "optimizer_paths.png")]
 
     (x, t), _ = _flat_data(6000)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     rates = {
         "SGD": 0.01,
         "Momentum": 0.01,
@@ -92,7 +91,6 @@ def optimizer_paths(out: Path) -> list[Path]:
 
 def activation_histograms(out: Path) -> list[Path]:
     """Activations of a 5-layer, 100-unit network for four weight scales and two activations."""
-    plt = _pyplot()
     scales = {
         "std 1": lambda n: 1.0,
         "std 0.01": lambda n: 0.01,
@@ -103,7 +101,7 @@ def activation_histograms(out: Path) -> list[Path]:
         "sigmoid": lambda a: 1 / (1 + np.exp(-np.clip(a, -500, 500))),
         "ReLU": lambda a: np.maximum(a, 0),
     }
-    fig, axes = plt.subplots(len(scales) * len(activations), 5, figsize=(13, 16), sharey="row")
+    fig, axes = subplots(len(scales) * len(activations), 5, figsize=(13, 16), sharey="row")
     row = 0
     for act_name, act in activations.items():
         for scale_name, std in scales.items():
@@ -123,10 +121,9 @@ def activation_histograms(out: Path) -> list[Path]:
 
 def batchnorm_scales(out: Path) -> list[Path]:
     """Training accuracy with and without BatchNorm over a range of initial weight scales."""
-    plt = _pyplot()
     (x, t), _ = _flat_data(1000)
     scales = np.logspace(0, -4, num=16)
-    fig, axes = plt.subplots(4, 4, figsize=(12, 10), sharex=True, sharey=True)
+    fig, axes = subplots(4, 4, figsize=(12, 10), sharex=True, sharey=True)
     for ax, std in zip(axes.flat, scales):
         for batchnorm, style in ((True, "-"), (False, "--")):
             seed(0)
@@ -159,14 +156,13 @@ def batchnorm_scales(out: Path) -> list[Path]:
 
 def overfitting(out: Path) -> list[Path]:
     """A 7-layer MLP on 300 samples: plain, with weight decay, with dropout."""
-    plt = _pyplot()
     (x, t), (xt, tt) = _flat_data(300)
     runs = {
         "no regularisation": {},
         "weight decay 0.1": {"weight_decay": 0.1},
         "dropout 0.2": {"dropout": 0.2},
     }
-    fig, axes = plt.subplots(1, len(runs), figsize=(14, 4), sharey=True)
+    fig, axes = subplots(1, len(runs), figsize=(14, 4), sharey=True)
     for ax, (name, kwargs) in zip(axes, runs.items()):
         seed(0)
         net = models.mlp(784, [100] * 6, 10, **kwargs)
@@ -183,12 +179,11 @@ def overfitting(out: Path) -> list[Path]:
 
 def edge_detection(out: Path) -> list[Path]:
     """The 6x6 half-bright image, the [1, 0, -1] filter, and the 4x4 response."""
-    plt = _pyplot()
     image = np.zeros((1, 1, 6, 6))
     image[..., :3] = 10
     kernel = np.array([[1.0, 0.0, -1.0]] * 3)[None, None]
     response = ops.conv2d(image, kernel)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+    fig, axes = subplots(1, 3, figsize=(11, 3.6))
     for ax, (title, a) in zip(
         axes,
         (
@@ -209,7 +204,6 @@ def edge_detection(out: Path) -> list[Path]:
 
 def learn_kernel(out: Path) -> list[Path]:
     """Learn the 1x2 kernel [1, -1] from an image and its edge response, by gradient descent."""
-    plt = _pyplot()
     x = np.ones((1, 1, 6, 8))
     x[..., 2:6] = 0
     y = ops.conv2d(x, np.array([[[[1.0, -1.0]]]]))
@@ -225,7 +219,7 @@ def learn_kernel(out: Path) -> list[Path]:
         losses.append(loss)
         kernels.append(net.params["0.W"].ravel().copy())
     kernels = np.array(kernels)
-    fig, (ax_loss, ax_k) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_loss, ax_k) = subplots(1, 2, figsize=(10, 3.8))
     ax_loss.plot(losses, "o-")
     ax_loss.set(xlabel="step", ylabel="squared error", yscale="log", title="loss")
     ax_k.plot(kernels[:, 0], label="K[0] (target 1)")
@@ -237,14 +231,13 @@ def learn_kernel(out: Path) -> list[Path]:
 
 def first_layer_filters(out: Path) -> list[Path]:
     """SimpleConvNet's 30 first-layer filters before and after training on the bundled data."""
-    plt = _pyplot()
     (x, t), _ = datasets.load_bundled()
     seed(0)
     net = models.simple_conv_net()
     before = net.params["0.W"].copy()
     Trainer(net, "adam", epochs=5, batch_size=100, progress=False).fit(x, t)
     after = net.params["0.W"]
-    fig, axes = plt.subplots(6, 10, figsize=(12, 7.5))
+    fig, axes = subplots(6, 10, figsize=(12, 7.5))
     for k in range(30):
         for w, offset in ((before, 0), (after, 3)):
             ax = axes[offset + k // 10, k % 10]
@@ -259,14 +252,13 @@ def first_layer_filters(out: Path) -> list[Path]:
 
 def numerical_descent(out: Path) -> list[Path]:
     """Gradient descent by numerical gradients on f(x0, x1) = x0^2 + x1^2."""
-    plt = _pyplot()
     x = np.array([-3.0, 4.0])
     path = [x.copy()]
     for _ in range(20):
         x -= 0.1 * numerical_gradient(lambda a: float(np.sum(a**2)), x)
         path.append(x.copy())
     path = np.array(path)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = subplots(figsize=(5, 5))
     ax.plot(path[:, 0], path[:, 1], "o-")
     ax.plot(0, 0, "+", color="k")
     ax.set(

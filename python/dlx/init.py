@@ -49,11 +49,11 @@ def initializer(spec) -> Callable[..., np.ndarray]:
     float std."""
     if isinstance(spec, str) and spec in INITIALIZERS:
         return INITIALIZERS[spec]
-    if isinstance(spec, (int, float)) and not isinstance(spec, bool) and spec > 0:
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool) and 0 < spec < float("inf"):
         std = float(spec)
         return lambda shape, fan_in, fan_out, *, rng=None, dtype=np.float32: normal(
             shape, std, rng=rng, dtype=dtype
         )
     raise ValueError(
-        f"weight_init must be 'he', 'xavier', 'uniform' or a positive std, got {spec!r}"
+        f"weight_init must be 'he', 'xavier', 'uniform' or a positive, finite std, got {spec!r}"
     )

@@ -48,8 +48,12 @@ class Sequential:
         if not isinstance(loss, Loss):
             raise TypeError(f"loss must be a dlx Loss or its name, got {type(loss).__name__}")
         self.loss_layer = loss
-        if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+        if (
+            isinstance(weight_decay, bool)
+            or not isinstance(weight_decay, (int, float))
+            or not 0 <= weight_decay < float("inf")
+        ):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
         if regularization not in ("l2", "l1"):
             raise ValueError(f"regularization must be 'l2' or 'l1', got {regularization!r}")
         self.weight_decay = float(weight_decay)
@@ -73,6 +77,47 @@ class Sequential:
         return {
             f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()
         }
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every array that defines the model: its parameters under their keys in
+        :attr:`params` and its buffers (BatchNorm's running statistics) under
+        ``"buffer/<key>"``. Putting them back with :meth:`load_state_dict` restores the model
+        exactly, at inference as well as in training."""
+        state = {key: value.copy() for key, value in self.params.items()}
+        state.update({f"buffer/{key}": value.copy() for key, value in self.buffers.items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> None:
+        """Copy the arrays of ``state`` (as :meth:`state_dict` makes it) into the model.
+
+        Every array must have the shape and dtype of the one it replaces. With ``strict``
+        (the default) the keys must be exactly the model's; otherwise keys the model lacks are
+        an error and keys ``state`` lacks keep their values. Nothing is copied unless every
+        array fits."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict of arrays, got {type(state).__name__}")
+        targets = dict(self.params)
+        targets.update({f"buffer/{key}": value for key, value in self.buffers.items()})
+        unexpected = sorted(set(state) - set(targets))
+        missing = sorted(set(targets) - set(state)) if strict else []
+        if unexpected or missing:
+            raise KeyError(
+                f"the state does not fit this model: missing {missing or 'nothing'}, "
+                f"unexpected {unexpected or 'nothing'}"
+            )
+        for key, value in state.items():
+            target = targets[key]
+            if not isinstance(value, np.ndarray):
+                raise TypeError(
+                    f"state[{key!r}] must be a numpy.ndarray, got {type(value).__name__}"
+                )
+            if value.shape != target.shape or value.dtype != target.dtype:
+                raise ValueError(
+                    f"state[{key!r}] has shape {value.shape} and dtype {value.dtype}; the model "
+                    f"holds {target.shape} {target.dtype} there"
+                )
+        for key, value in state.items():
+            targets[key][...] = value
 
     def _decayed(self) -> Iterator[tuple[Layer, str]]:
         for layer in self.layers:
@@ -183,8 +228,17 @@ class Sequential:
         unknown = set(config) - {"layers", "loss", "weight_decay", "regularization"}
         if unknown:
             raise ValueError(f"unknown keys in network config: {sorted(unknown)}")
+        layers = []
+        for i, layer_config in enumerate(config["layers"]):
+            try:
+                layers.append(build_layer(layer_config))
+            except (TypeError, ValueError) as error:
+                kind = layer_config.get("type") if isinstance(layer_config, dict) else None
+                where = f"layers[{i}]" + (f" ({kind})" if isinstance(kind, str) else "")
+                kind_of_error = TypeError if isinstance(error, TypeError) else ValueError
+                raise kind_of_error(f"{where}: {error}") from error
         return cls(
-            [build_layer(c) for c in config["layers"]],
+            layers,
             loss=config.get("loss", "SoftmaxWithLoss"),
             weight_decay=config.get("weight_decay", 0.0),
             regularization=config.get("regularization", "l2"),

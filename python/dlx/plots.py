@@ -1,4 +1,8 @@
-"""Figures: training curves and confusion matrices (matplotlib, written to PNG files)."""
+"""Figures: training curves and confusion matrices (matplotlib, written to PNG files).
+
+Figures are made with matplotlib's object-oriented API (:class:`matplotlib.figure.Figure`),
+not pyplot: dlx never chooses or switches matplotlib's backend, so a notebook's inline
+figures keep working after dlx has drawn one, and no figure stays open in pyplot's list."""
 
 from __future__ import annotations
 
@@ -9,29 +13,26 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
-    import matplotlib
+def subplots(nrows: int = 1, ncols: int = 1, **kwargs):
+    """``(figure, axes)`` as ``matplotlib.pyplot.subplots`` makes them, on a figure of its
+    own outside pyplot (``figsize`` and the other keywords of ``Figure.subplots``)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure_keys = ("figsize", "dpi", "layout")
+    fig = Figure(**{k: kwargs.pop(k) for k in figure_keys if k in kwargs})
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Write ``fig`` to ``path`` atomically (a temporary file, then a rename) and close it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    _pyplot().close(fig)
-    return path
+    """Write ``fig`` to ``path`` atomically (a temporary file, then a rename), as PNG."""
+    from ._files import atomic_write
+
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
 
 
 def plot_history(history: dict[str, list[float]], path: str | os.PathLike, title: str = "") -> Path:
     """Loss and accuracy per epoch, one panel each, for every set the history holds."""
-    plt = _pyplot()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_acc) = subplots(1, 2, figsize=(10, 4))
     epochs = history["epoch"]
     for key, label in (("train_loss", "train"), ("val_loss", "validation"), ("test_loss", "test")):
         if key in history:
@@ -57,8 +58,7 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) 
 
 
 def plot_confusion(counts: np.ndarray, names: Sequence[str], path: str | os.PathLike) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = subplots(figsize=(7, 6))
     image = ax.imshow(counts, cmap="Blues")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import os
 import warnings
 from importlib.metadata import EntryPoint, entry_points
@@ -165,9 +166,10 @@ def build_layer(config: dict[str, Any]) -> Layer:
     args = dict(config)
     cls = get_layer(args.pop("type"))
     try:
-        return cls(**args)
-    except TypeError as error:
+        inspect.signature(cls).bind(**args)
+    except TypeError as error:  # arguments the constructor does not take, or lacks
         raise TypeError(f"cannot build {config['type']!r} from {args}: {error}") from error
+    return cls(**args)
 
 
 def _register_builtins() -> None:

@@ -27,7 +27,9 @@ class Trainer:
     ``seconds`` for the whole epoch with its evaluations.
 
     ``early_stopping`` (a patience in epochs) stops when ``monitor`` (``"val_acc"`` or
-    ``"val_loss"``) has not improved for that many epochs, and puts back the best weights.
+    ``"val_loss"``) has not improved for that many epochs, and puts back the model of the best
+    epoch: its weights and its buffers (BatchNorm's running statistics), as
+    :meth:`~dlx.Sequential.state_dict` holds them.
     ``on_epoch_end(epoch, record)`` is called after every epoch (to save checkpoints).
     """
 
@@ -101,7 +103,7 @@ class Trainer:
         rng = get_rng() if self.rng is None else self.rng
         net, n = self.network, len(x_train)
         batches = math.ceil(n / self.batch_size)
-        best_score, best_params, waited = None, None, 0
+        best_score, best_state, waited = None, None, 0
         history: dict[str, list[float]] = {}
         self.history = history
 
@@ -153,13 +155,12 @@ class Trainer:
                 score = record[self.monitor] * (1 if self.monitor == "val_acc" else -1)
                 if best_score is None or score > best_score:
                     best_score, waited = score, 0
-                    best_params = {key: v.copy() for key, v in net.params.items()}
+                    best_state = net.state_dict()
                 else:
                     waited += 1
                     if waited >= self.early_stopping:
                         break
 
-        if best_params is not None:
-            for key, value in net.params.items():
-                value[...] = best_params[key]
+        if best_state is not None:  # the weights and the BatchNorm statistics of the best epoch
+            net.load_state_dict(best_state)
         return history

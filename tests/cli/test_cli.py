@@ -159,7 +159,8 @@ def test_ctrl_c_keeps_the_last_finished_epoch(tmp_path):
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
-    assert "interrupted; kept the checkpoint of epoch" in stderr and "Traceback" not in stderr
+    assert "interrupted by SIGINT; kept the checkpoint of epoch" in stderr
+    assert "Traceback" not in stderr
     model = dlx.load(out / "model.npz")
     assert len(model) == 6
     history = json.loads((out / "history.json").read_text())
@@ -214,3 +215,112 @@ def test_config_and_version_name_the_cpu_capability():
         f"dlx {dlx.__version__} (C++ kernels: {capability}; see dlx config)"
     )
     assert dlx.__version__ != "0.0.0"  # the installed distribution's version is found
+
+
+def test_a_json_configs_weight_decay_is_kept_unless_a_flag_overrides_it(tmp_path):
+    config = {
+        "layers": [{"type": "Affine", "in_features": 784, "out_features": 10}],
+        "weight_decay": 5.0,
+        "regularization": "l1",
+    }
+    (tmp_path / "net.json").write_text(json.dumps(config))
+    common = ["train", "--model", str(tmp_path / "net.json"), "--epochs", "1", "--no-progress"]
+    for extra, decay in (([], 5.0), (["--weight-decay", "0.5"], 0.5)):
+        out = tmp_path / f"run-{decay}"
+        result = dlx_cli(*common, *extra, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        assert f"weight decay {decay:g} (l1)" in result.stdout
+        saved = dlx.load(out / "model.npz")
+        assert (saved.weight_decay, saved.regularization) == (decay, "l1")
+        assert json.loads((out / "model.json").read_text())["weight_decay"] == decay
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monkeypatch):
+    from datetime import datetime
+
+    from dlx import cli
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 12, 2, 10, 0, 0)
+
+    monkeypatch.setattr(cli, "datetime", Frozen)
+    monkeypatch.chdir(tmp_path)
+    folders = [cli._claim_run_folder(None, False, {"layers": [], "n": i}) for i in range(3)]
+    assert [f.name for f in folders] == [
+        "train-20261202-100000",
+        "train-20261202-100000-2",
+        "train-20261202-100000-3",
+    ]
+    for i, folder in enumerate(folders):
+        assert json.loads((folder / "model.json").read_text())["n"] == i
+
+
+def test_two_concurrent_runs_keep_their_own_complete_folders(tmp_path):
+    args = [sys.executable, "-m", "dlx", "train", "--epochs", "1", "--no-progress"]
+    runs = [
+        subprocess.Popen(
+            args + extra, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for extra in (["--model", "mlp"], ["--model", "simpleconvnet"])
+    ]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert all(run.returncode == 0 for run in runs), [err for _, err in outputs]
+    folders = [
+        next(line for line in out.splitlines() if line.startswith("writing to ")).split()[-1]
+        for out, _ in outputs
+    ]
+    assert folders[0] != folders[1]
+    for folder, layers in zip(folders, (5, 6)):
+        folder = tmp_path / folder
+        for name in ("model.json", "model.npz", "history.json", "history.csv", "curves.png"):
+            assert (folder / name).is_file(), (folder, name)
+        model = dlx.load(folder / "model.npz")
+        assert len(model) == layers
+        assert json.loads((folder / "model.json").read_text()) == model.to_config()
+
+
+def test_out_onto_a_run_refuses_unless_overwrite(tmp_path):
+    out = tmp_path / "run"
+    common = ["train", "--model", "mlp", "--epochs", "1", "--no-progress", "--out", str(out)]
+    assert dlx_cli(*common).returncode == 0
+    first = (out / "model.npz").read_bytes()
+    refused = dlx_cli(*common, "--seed", "1")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "already holds a run" in refused.stderr and "--overwrite" in refused.stderr
+    assert (out / "model.npz").read_bytes() == first
+    replaced = dlx_cli(*common, "--seed", "1", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert (out / "model.npz").read_bytes() != first
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_contradiction(tmp_path):
+    out = tmp_path / "run"
+    common = ["train", "--model", "mlp", "--epochs", "1", "--no-progress", "--out", str(out)]
+    assert dlx_cli(*common).returncode == 0
+    failed = dlx_cli(*common, "--overwrite", "--lr", "1e30")  # the loss becomes NaN at once
+    assert failed.returncode == 2 and "the training loss became" in failed.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["model.json"]
+
+
+def test_sigterm_stops_a_run_like_ctrl_c(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlx", "train", "--epochs", "50", "--out", str(out)]
+        + ["--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "model.npz").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "interrupted by SIGTERM; kept the checkpoint of epoch" in stderr
+    assert "Traceback" not in stderr
+    history = json.loads((out / "history.json").read_text())
+    assert 1 <= len(history["epoch"]) < 50
+    assert dlx.load(out / "model.npz") is not None

@@ -73,6 +73,35 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left
 
 
+def test_a_killed_saves_temporary_file_is_removed_by_the_next_save(tmp_path):
+    import fcntl
+
+    stale = tmp_path / ".model.npz.k1ll3d.tmp"  # left by a save whose process was killed
+    stale.write_bytes(b"PK\x03\x04" + bytes(1000))
+    busy = tmp_path / ".model.npz.wr1t1ng.tmp"  # a save in progress in another process
+    busy.write_bytes(b"PK")
+    other = tmp_path / ".notes.txt.abc.tmp"  # not a temporary file of this name
+    other.write_bytes(b"")
+    with open(busy, "rb") as holder:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        dlx.save(dlx.models.mlp(3, [4], 2), tmp_path / "model.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [busy.name, other.name, "model.npz"]
+    )
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_files_follow_the_umask(tmp_path, umask):
+    import os
+
+    previous = os.umask(umask)
+    try:
+        path = dlx.save(dlx.models.mlp(3, [4], 2), tmp_path / "model.npz")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_save_to_a_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         dlx.save(dlx.models.mlp(3, [4], 2), tmp_path / "nope" / "model.npz")

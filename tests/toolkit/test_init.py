@@ -55,6 +55,6 @@ def test_uniform_stays_within_its_bound_in_every_layer_of_a_model():
 
 def test_unknown_weight_init_names_the_choices():
     with pytest.raises(
-        ValueError, match="'he', 'xavier', 'uniform' or a positive std, got 'lecun'"
+        ValueError, match="'he', 'xavier', 'uniform' or a positive, finite std, got 'lecun'"
     ):
         dlx.layers.Affine(3, 2, weight_init="lecun")

@@ -288,7 +288,7 @@ def test_wrong_input_gets_a_clear_error(layer, x, error, match):
         (lambda: MaxPool2d(2, padding=2), r"pad \(2, 2\) must be at most half of kernel_size"),
         (
             lambda: Affine(2, 2, weight_init="glorot"),
-            r"weight_init must be 'he', 'xavier', 'uniform' or a positive std, got 'glorot'",
+            r"weight_init must be 'he', 'xavier', 'uniform' or a positive, finite std, got 'glorot'",
         ),
     ],
 )

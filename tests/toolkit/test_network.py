@@ -197,6 +197,58 @@ def test_early_stopping_restores_the_best_weights():
     assert net.accuracy(x[200:], t[200:]) == pytest.approx(max(h["val_acc"]))
 
 
+def test_early_stopping_restores_the_best_epochs_batchnorm_statistics():
+    x, t = blobs(300)
+    dlx.seed(1)
+    net = dlx.models.mlp(2, [16, 16], 3, batchnorm=True)
+    states = {}
+    trainer = dlx.Trainer(
+        net,
+        dlx.optim.SGD(2.0),
+        epochs=30,
+        batch_size=20,
+        progress=False,
+        early_stopping=2,
+        on_epoch_end=lambda epoch, _: states.setdefault(epoch, net.state_dict()),
+    )
+    h = trainer.fit(x[:200], t[:200], x[200:], t[200:])
+    best = h["epoch"][int(np.argmax(h["val_acc"]))]
+    assert best < h["epoch"][-1]  # it stopped after worse epochs
+    restored = net.state_dict()
+    assert any(k.startswith("buffer/") for k in restored)
+    for key, value in states[best].items():
+        np.testing.assert_array_equal(restored[key], value, err_msg=key)
+    assert net.accuracy(x[200:], t[200:]) == max(h["val_acc"])
+
+
+def test_state_dict_round_trip_and_checks(rng):
+    net = dlx.models.mlp(4, [5], 3, batchnorm=True)
+    state = net.state_dict()
+    assert set(state) == set(net.params) | {f"buffer/{k}" for k in net.buffers}
+    for value in state.values():
+        value += 1.0  # copies: the model does not change
+    assert not np.array_equal(state["0.W"], net.params["0.W"])
+    net.load_state_dict(state)
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(value, state[key])
+
+    before = net.state_dict()
+    with pytest.raises(KeyError, match=r"missing \['buffer/1.running_var'\]"):
+        net.load_state_dict({k: v for k, v in state.items() if k != "buffer/1.running_var"})
+    with pytest.raises(KeyError, match=r"unexpected \['9.W'\]"):
+        net.load_state_dict({**state, "9.W": state["0.W"]}, strict=False)
+    bad = {**state, "0.b": state["0.b"].astype(np.float64)}
+    with pytest.raises(ValueError, match=r"state\['0.b'\] has shape \(5,\) and dtype float64"):
+        net.load_state_dict(bad)
+    with pytest.raises(TypeError, match="state must be a dict"):
+        net.load_state_dict(list(state.values()))
+    for key, value in net.state_dict().items():  # nothing was copied by the failed calls
+        np.testing.assert_array_equal(value, before[key])
+    partial = {"0.W": np.zeros_like(state["0.W"])}
+    net.load_state_dict(partial, strict=False)
+    assert not net.params["0.W"].any()
+
+
 def test_nan_loss_stops_with_epoch_and_batch():
     x, t = blobs(100)
     x[37] = np.nan
@@ -253,3 +305,51 @@ def test_summary_counts_parameters_and_multiply_adds():
     # conv: 100 * 30 * 24 * 24 * 1 * 5 * 5 multiply-adds; 30*25 + 30 parameters.
     assert "43,200,000" in text and "780" in text
     assert text.splitlines()[-1].split()[1:] == ["433,890", "86,500,000"]
+
+
+@pytest.mark.parametrize(
+    ("layer", "error", "message"),
+    [
+        (
+            {"type": "Conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "bias": "no"},
+            TypeError,
+            r"layers\[1\] \(Conv2d\): bias must be True or False, got 'no'",
+        ),
+        (
+            {"type": "Affine", "in_features": 2, "out_features": 3, "weight_init": float("inf")},
+            ValueError,
+            r"layers\[1\] \(Affine\): weight_init must be .* positive, finite std, got inf",
+        ),
+        (
+            {
+                "type": "Conv2d",
+                "in_channels": 1,
+                "out_channels": 2,
+                "kernel_size": 3,
+                "dtype": "float16",
+            },
+            TypeError,
+            r"layers\[1\] \(Conv2d\): dtype must be float32 or float64, got float16",
+        ),
+        (
+            {"type": "BatchNorm", "num_features": 3, "eps": float("nan")},
+            ValueError,
+            r"layers\[1\] \(BatchNorm\): eps must be finite, got nan",
+        ),
+        (
+            {"type": "BatchNorm", "num_features": 3, "momentum": "0.9"},
+            TypeError,
+            r"layers\[1\] \(BatchNorm\): momentum must be a number, got str",
+        ),
+    ],
+)
+def test_config_values_are_validated_with_their_place(layer, error, message):
+    config = {"layers": [{"type": "ReLU"}, layer]}
+    with pytest.raises(error, match=message):
+        dlx.Sequential.from_config(config)
+
+
+@pytest.mark.parametrize("decay", [float("nan"), float("inf"), -1.0, True, "0.1"])
+def test_weight_decay_must_be_a_finite_number(decay):
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0"):
+        dlx.Sequential([dlx.layers.ReLU()], weight_decay=decay)

@@ -56,6 +56,8 @@ class Conv2d(Layer):
         self.kernel_size = _checks.pair(kernel_size, "kernel_size", 1)
         self.stride = _checks.pair(stride, "stride", 1)
         self.pad = _resolve_padding(padding, self.kernel_size, self.stride)
+        dtype = _checks.float_dtype(dtype)
+        _checks.boolean(bias, "bias")
         kh, kw = self.kernel_size
         make = initializers.initializer(weight_init)
         self.params["W"] = make(
@@ -63,10 +65,10 @@ class Conv2d(Layer):
             in_channels * kh * kw,
             out_channels * kh * kw,
             rng=get_rng() if rng is None else rng,
-            dtype=np.dtype(dtype),
+            dtype=dtype,
         )
         if bias:
-            self.params["b"] = np.zeros(out_channels, dtype=np.dtype(dtype))
+            self.params["b"] = np.zeros(out_channels, dtype=dtype)
         self.x: np.ndarray | None = None
 
     def forward(self, x, train=True):

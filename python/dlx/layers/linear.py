@@ -9,6 +9,7 @@ import numpy as np
 from .. import init as initializers
 from .. import ops
 from .._random import get_rng
+from ..ops import _checks
 from .base import Layer, cached, check_input
 
 
@@ -36,7 +37,7 @@ class Affine(Layer):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        dtype = np.dtype(dtype)
+        dtype = _checks.float_dtype(dtype)
         make = initializers.initializer(weight_init)
         self.params["W"] = make(
             (in_features, out_features),

@@ -31,12 +31,14 @@ class BatchNorm(Layer):
     ) -> None:
         super().__init__()
         self.num_features = _checks.integer(num_features, "num_features", 1)
+        momentum = _checks.finite_number(momentum, "momentum")
+        eps = _checks.finite_number(eps, "eps")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
         if not eps > 0:
             raise ValueError(f"eps must be positive, got {eps}")
-        self.momentum, self.eps = float(momentum), float(eps)
-        dtype = np.dtype(dtype)
+        self.momentum, self.eps = momentum, eps
+        dtype = _checks.float_dtype(dtype)
         self.params["gamma"] = np.ones(num_features, dtype=dtype)
         self.params["beta"] = np.zeros(num_features, dtype=dtype)
         self.buffers["running_mean"] = np.zeros(num_features, dtype=dtype)

@@ -69,6 +69,27 @@ def float_array(a: object, name: str, ndim: int | None = None, layout: str = "")
     return a
 
 
+def float_dtype(value: object, name: str = "dtype") -> np.dtype:
+    """``value`` as float32 or float64, the two dtypes dlx computes in."""
+    try:
+        dtype = np.dtype(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {value!r}") from None
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def finite_number(value: object, name: str) -> float:
+    """``value`` as a finite Python float (ints allowed, bools not)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
 def boolean(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")

@@ -21,3 +21,14 @@ def seed(n: int) -> None:
 def get_rng() -> np.random.Generator:
     """The generator dlx draws from (replaced, not mutated, by :func:`seed`)."""
     return _rng
+
+
+def rng_or_default(rng: object, name: str = "rng") -> np.random.Generator:
+    """``rng`` if it is a numpy Generator, dlx's generator if it is None."""
+    if rng is None:
+        return _rng
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{name} must be a numpy.random.Generator or None, got {type(rng).__name__}"
+        )
+    return rng

@@ -8,14 +8,20 @@ A checkpoint is a zip archive of .npy members (NumPy's npz format):
 - ``param/<key>.npy`` and ``buffer/<key>.npy``: every parameter and buffer (BatchNorm running
   statistics) under the keys of ``Sequential.params`` and ``Sequential.buffers``.
 
-Loading reads every member header itself and refuses anything but the expected numeric
-arrays of plausible size before reading any data, so no file can run code or exhaust memory.
+Loading never unpickles and allocates nothing a file has not paid for: it reads every member's
+header first (refusing any member that does not hold the bytes its header declares, and any
+compressed member that would expand more than MAX_DEFLATE_RATIO times), compares the shapes
+each layer's arguments imply with those headers (:meth:`dlx.Layer.state_shapes`) before it
+builds the model, and reads the data last. Every failure is a :class:`CheckpointError`, and
+strings from a file are shown escaped.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -33,6 +39,9 @@ _ARRAY_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # A member larger than this is refused before it is read: no dlx model comes near it.
 MAX_MEMBER_BYTES = 4 << 30
 MAX_META_BYTES = 16 << 20
+# A compressed member may expand at most this many times (dlx writes them uncompressed; numbers
+# deflate by far less): past it the file is refused before anything is decompressed.
+MAX_DEFLATE_RATIO = 64
 
 
 class CheckpointError(ValueError):
@@ -64,68 +73,137 @@ def save(model: Sequential, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda f: np.savez(f, **members))
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dtypes, limit: int) -> np.ndarray:
-    """One .npy member, its header checked before any data is read."""
+def _parse_header(f, name: str):
+    """(shape, fortran order, dtype) from the header of the .npy stream f."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(f)
+        if version in ((2, 0), (3, 0)):
+            return np.lib.format.read_array_header_2_0(f)
+    except Exception as error:
+        raise CheckpointError(f"member {name!r} is not a valid .npy array: {error}") from error
+    raise CheckpointError(f"member {name!r} has .npy version {version}")
+
+
+def _read_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dtypes, limit: int):
+    """(shape, fortran order, dtype) of one .npy member, from its header alone, after checking
+    that the member holds the bytes the header declares. A compressed member is refused,
+    before anything is decompressed, when it would expand past MAX_DEFLATE_RATIO."""
     if info.file_size > limit:
         raise CheckpointError(
             f"member {info.filename!r} declares {info.file_size:,} bytes, more than the "
             f"{limit:,} a dlx checkpoint member may hold"
         )
+    if info.compress_type != zipfile.ZIP_STORED and info.file_size > max(
+        MAX_DEFLATE_RATIO * info.compress_size, 1 << 20
+    ):
+        raise CheckpointError(
+            f"member {info.filename!r} would expand from {info.compress_size:,} to "
+            f"{info.file_size:,} bytes: refused"
+        )
     with archive.open(info) as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version in ((2, 0), (3, 0)):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise CheckpointError(f"member {info.filename!r} has .npy version {version}")
-        except CheckpointError:
-            raise
-        except Exception as error:
-            raise CheckpointError(
-                f"member {info.filename!r} is not a valid .npy array: {error}"
-            ) from error
-        if dtype not in dtypes:
-            raise CheckpointError(
-                f"member {info.filename!r} has dtype {dtype}; a dlx checkpoint holds only "
-                f"{', '.join(str(d) for d in dtypes)}"
-            )
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        nbytes = count * dtype.itemsize
-        if nbytes > limit or nbytes > info.file_size:
-            raise CheckpointError(
-                f"member {info.filename!r} declares shape {shape} ({nbytes:,} bytes) but holds "
-                f"{info.file_size:,} bytes"
-            )
+        shape, fortran, dtype = _parse_header(f, info.filename)
+        header_bytes = f.tell()
+    if dtype not in dtypes:
+        raise CheckpointError(
+            f"member {info.filename!r} has dtype {dtype}; a dlx checkpoint holds only "
+            f"{', '.join(str(d) for d in dtypes)}"
+        )
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if count * dtype.itemsize > info.file_size - header_bytes:
+        raise CheckpointError(
+            f"member {info.filename!r} declares shape {shape} ({count * dtype.itemsize:,} "
+            f"bytes) but holds {info.file_size - header_bytes:,}"
+        )
+    return tuple(shape), fortran, dtype
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dtypes, limit: int) -> np.ndarray:
+    """One .npy member, its header checked (see _read_header) before its data is read."""
+    shape, fortran, dtype = _read_header(archive, info, dtypes, limit)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if shape else dtype.itemsize
+    with archive.open(info) as f:
+        _parse_header(f, info.filename)
         data = f.read(nbytes)
-        if len(data) != nbytes:
-            raise CheckpointError(f"member {info.filename!r} is truncated")
+    if len(data) != nbytes:
+        raise CheckpointError(f"member {info.filename!r} is truncated")
     array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
     return np.array(array)  # writable, owning its memory
 
 
-def _rebuild(meta: dict[str, Any]) -> Sequential:
+def _shown(text: object) -> str:
+    """A string from a file, quoted and with every control character escaped."""
+    return repr(str(text))
+
+
+# A distribution name as PEP 508 allows it: only such a name is suggested to pip.
+_DISTRIBUTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
+
+
+def _check_declared_shapes(config: dict[str, Any], headers: dict[str, tuple]) -> None:
+    """Compare the shapes each layer's arguments imply (Layer.state_shapes) with the members'
+    headers, before any layer is built."""
     from .registry import get_layer
 
-    for layer_config in meta["config"].get("layers", []):
+    for i, layer_config in enumerate(config["layers"]):
+        cls = get_layer(layer_config["type"])
+        args = {k: v for k, v in layer_config.items() if k != "type"}
+        try:
+            bound = inspect.signature(cls).bind(**args)
+            bound.apply_defaults()
+            shapes = cls.state_shapes(dict(bound.arguments))
+        except Exception as error:
+            raise CheckpointError(
+                f"layer {i} ({layer_config['type']}) has arguments its class does not accept: "
+                f"{error}"
+            ) from error
+        if shapes is None:
+            continue
+        for kind, prefix in (("params", "param"), ("buffers", "buffer")):
+            for name, shape in shapes[kind].items():
+                member = f"{prefix}/{i}.{name}.npy"
+                held = headers.get(member)
+                if held is None or held[0] != tuple(shape):
+                    raise CheckpointError(
+                        f"layer {i} ({layer_config['type']}) is declared with {name} of shape "
+                        f"{tuple(shape)}, but the file holds "
+                        f"{'no ' + member if held is None else f'{member} of shape {held[0]}'}"
+                    )
+
+
+def _rebuild(meta: dict[str, Any], headers: dict[str, tuple]) -> Sequential:
+    from .registry import get_layer
+
+    config = meta["config"]
+    if not isinstance(config.get("layers"), list):
+        raise CheckpointError("the network config holds no list of layers")
+    providers = meta.get("providers", {})
+    for i, layer_config in enumerate(config["layers"]):
         name = layer_config.get("type") if isinstance(layer_config, dict) else None
+        if not isinstance(name, str):
+            raise CheckpointError(f"layer {i} of the config has no type name")
         try:
             get_layer(name)
         except KeyError as error:
-            provider = meta.get("providers", {}).get(name)
-            if provider and provider not in ("dlx", "unknown"):
+            provider = providers.get(name) if isinstance(providers, dict) else None
+            if (
+                isinstance(provider, str)
+                and provider not in ("dlx", "unknown")
+                and _DISTRIBUTION_NAME.match(provider)
+            ):
                 raise CheckpointError(
-                    f"the model uses layer type {name!r}, which came from the distribution "
-                    f"{provider!r} when it was saved and is not installed now: "
+                    f"the model uses layer type {_shown(name)}, which came from the "
+                    f"distribution {provider!r} when it was saved and is not installed now: "
                     f"pip install {provider}"
                 ) from error
             raise CheckpointError(
-                f"the model uses layer type {name!r}, which is not registered: {error}"
+                f"the model uses layer type {_shown(name)}, which is not registered"
             ) from error
+    _check_declared_shapes(config, headers)
     try:
-        return Sequential.from_config(meta["config"])
-    except (TypeError, ValueError) as error:
+        return Sequential.from_config(config)
+    except Exception as error:  # whatever a config from a file makes a constructor raise
         raise CheckpointError(f"cannot rebuild the model from its config: {error}") from error
 
 
@@ -155,7 +233,11 @@ def load(path: str | os.PathLike) -> Sequential:
                 )
             if not isinstance(meta.get("config"), dict):
                 raise CheckpointError(f"{path}: the metadata holds no network config")
-            model = _rebuild(meta)
+            headers = {
+                name: _read_header(archive, info, _ARRAY_DTYPES, MAX_MEMBER_BYTES)
+                for name, info in infos.items()
+            }
+            model = _rebuild(meta, headers)
 
             expected = {f"param/{k}.npy": v for k, v in model.params.items()}
             expected.update({f"buffer/{k}.npy": v for k, v in model.buffers.items()})
@@ -166,14 +248,15 @@ def load(path: str | os.PathLike) -> Sequential:
                     f"{path} does not fit its model: missing {missing or 'nothing'}, "
                     f"unexpected {unexpected or 'nothing'}"
                 )
-            for name, target in expected.items():
-                array = _read_member(archive, infos[name], _ARRAY_DTYPES, MAX_MEMBER_BYTES)
-                if array.shape != target.shape or array.dtype != target.dtype:
+            for name, target in expected.items():  # every header fits before any data is read
+                shape, _, dtype = headers[name]
+                if shape != target.shape or dtype != target.dtype:
                     raise CheckpointError(
-                        f"{path}: {name} has shape {array.shape} and dtype {array.dtype}, the "
-                        f"model expects {target.shape} and {target.dtype}"
+                        f"{path}: {name} has shape {shape} and dtype {dtype}, the model "
+                        f"expects {target.shape} and {target.dtype}"
                     )
-                target[...] = array
+            for name, target in expected.items():
+                target[...] = _read_member(archive, infos[name], _ARRAY_DTYPES, MAX_MEMBER_BYTES)
     except zipfile.BadZipFile as error:
         raise CheckpointError(f"{path} is a damaged archive: {error}") from error
     except (EOFError, OSError, zipfile.LargeZipFile) as error:

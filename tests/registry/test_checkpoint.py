@@ -171,7 +171,8 @@ def damaged(saved):
         ),
         "missing-key": (
             {k: v for k, v in members.items() if k != "param/0.b.npy"},
-            r"missing \['param/0.b.npy'\]",
+            r"layer 0 \(Affine\) is declared with b of shape \(4,\), but the file holds no "
+            r"param/0.b.npy",
         ),
         "unexpected-key": (
             {**members, "param/9.W.npy": _npy(np.zeros(2, np.float32))},
@@ -179,7 +180,8 @@ def damaged(saved):
         ),
         "wrong-shape": (
             {**members, "param/0.W.npy": _npy(np.zeros((4, 3), np.float32))},
-            r"has shape \(4, 3\) and dtype float32, the model expects \(3, 4\)",
+            r"declared with W of shape \(3, 4\), but the file holds param/0.W.npy of shape "
+            r"\(4, 3\)",
         ),
         "wrong-dtype": (
             {**members, "param/0.W.npy": _npy(np.zeros((3, 4), np.float64))},
@@ -208,7 +210,7 @@ def damaged(saved):
                 members,
                 {**meta, "config": {**meta["config"], "layers": [{"type": "ReLU", "slope": 1}]}},
             ),
-            r"cannot rebuild the model",
+            r"layer 0 \(ReLU\) has arguments its class does not accept: .*'slope'",
         ),
         "huge-header": (
             {

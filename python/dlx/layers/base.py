@@ -58,6 +58,8 @@ class Layer:
         init = cls.__dict__.get("__init__")
         if init is None:
             return
+        if "state_shapes" not in cls.__dict__:  # shapes follow the constructor's arguments
+            cls.state_shapes = classmethod(lambda cls, args: None)  # type: ignore[assignment]
         signature = inspect.signature(init)
 
         @functools.wraps(init)
@@ -76,6 +78,15 @@ class Layer:
             init(self, *args, **kw)
 
         cls.__init__ = recording_init  # type: ignore[method-assign]
+
+    @classmethod
+    def state_shapes(cls, args: dict[str, Any]) -> dict[str, dict[str, tuple[int, ...]]] | None:
+        """The shapes of the arrays a layer built with the constructor arguments ``args``
+        (defaults filled in) would hold, ``{"params": {name: shape}, "buffers": {...}}``,
+        computed without building it; None where the class does not say. :func:`dlx.load`
+        checks a file against them before it allocates a model, so that a file cannot make it
+        build a huge layer it then fails to fill. Layers with parameters should define it."""
+        return None
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x, train)")

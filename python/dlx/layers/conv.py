@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import init as initializers
 from .. import ops
-from .._random import get_rng
+from .._random import rng_or_default
 from ..ops import _checks
 from .base import Layer, cached, check_input
 
@@ -64,12 +64,22 @@ class Conv2d(Layer):
             (out_channels, in_channels, kh, kw),
             in_channels * kh * kw,
             out_channels * kh * kw,
-            rng=get_rng() if rng is None else rng,
+            rng=rng_or_default(rng),
             dtype=dtype,
         )
         if bias:
             self.params["b"] = np.zeros(out_channels, dtype=dtype)
         self.x: np.ndarray | None = None
+
+    @classmethod
+    def state_shapes(cls, args):
+        c = _checks.integer(args["in_channels"], "in_channels", 1)
+        fn = _checks.integer(args["out_channels"], "out_channels", 1)
+        kh, kw = _checks.pair(args["kernel_size"], "kernel_size", 1)
+        params = {"W": (fn, c, kh, kw)}
+        if _checks.boolean(args["bias"], "bias"):
+            params["b"] = (fn,)
+        return {"params": params, "buffers": {}}
 
     def forward(self, x, train=True):
         x = check_input(self, x, 4, f"(N, {self.in_channels}, H, W)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._random import get_rng
+from .._random import get_rng, rng_or_default
 from .base import Layer, check_input
 
 
@@ -21,6 +21,8 @@ class Dropout(Layer):
         if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p < 1.0:
             raise ValueError(f"p must be a probability in [0, 1), got {p!r}")
         self.p = float(p)
+        if rng is not None:
+            rng_or_default(rng)  # refuses anything but a Generator now, not at the first batch
         self.rng = rng
         self.mask: np.ndarray | None = None
 

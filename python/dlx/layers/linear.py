@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import init as initializers
 from .. import ops
-from .._random import get_rng
+from .._random import rng_or_default
 from ..ops import _checks
 from .base import Layer, cached, check_input
 
@@ -43,12 +43,18 @@ class Affine(Layer):
             (in_features, out_features),
             in_features,
             out_features,
-            rng=get_rng() if rng is None else rng,
+            rng=rng_or_default(rng),
             dtype=dtype,
         )
         self.params["b"] = np.zeros(out_features, dtype=dtype)
         self.x: np.ndarray | None = None
         self.x_shape: tuple[int, ...] | None = None
+
+    @classmethod
+    def state_shapes(cls, args):
+        w_in = _checks.integer(args["in_features"], "in_features", 1)
+        w_out = _checks.integer(args["out_features"], "out_features", 1)
+        return {"params": {"W": (w_in, w_out), "b": (w_out,)}, "buffers": {}}
 
     def forward(self, x, train=True):
         x = check_input(self, x, tuple(range(2, 9)), f"(N, {self.in_features}) or (N, ...)")

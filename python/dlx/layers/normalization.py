@@ -45,6 +45,14 @@ class BatchNorm(Layer):
         self.buffers["running_var"] = np.ones(num_features, dtype=dtype)
         self.cache: tuple | None = None
 
+    @classmethod
+    def state_shapes(cls, args):
+        c = (_checks.integer(args["num_features"], "num_features", 1),)
+        return {
+            "params": {"gamma": c, "beta": c},
+            "buffers": {"running_mean": c, "running_var": c},
+        }
+
     def _inv_std(self, var: np.ndarray) -> np.ndarray:
         return (1.0 / np.sqrt(var + var.dtype.type(self.eps))).astype(var.dtype)
 

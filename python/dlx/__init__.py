@@ -10,6 +10,7 @@ The pieces, in the order a course meets them:
 - :class:`dlx.Sequential`, :mod:`dlx.models` and :class:`dlx.Trainer`: networks and training
 - :mod:`dlx.ops`: the convolution and pooling kernels (C++, with a NumPy reference)
 - :func:`dlx.show_config`: the version, the CPU level the kernels run at, the build and BLAS
+- :mod:`dlx.errors`: :class:`dlx.DlxError`, the base of the errors dlx raises for a mistake
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import (
     config,
     datasets,
+    errors,
     functional,
     gradcheck,
     graph,
@@ -34,6 +36,7 @@ from . import (
 from ._random import get_rng, seed
 from .checkpoint import CheckpointError, load, save
 from .config import show_config
+from .errors import DlxError
 from .layers import Layer
 from .network import Sequential
 from .registry import build_layer, get_layer, list_layers, refresh_plugins, register_layer
@@ -46,6 +49,7 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "CheckpointError",
+    "DlxError",
     "Layer",
     "Sequential",
     "Trainer",
@@ -53,6 +57,7 @@ __all__ = [
     "build_layer",
     "config",
     "datasets",
+    "errors",
     "functional",
     "get_layer",
     "get_rng",

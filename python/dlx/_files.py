@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import DlxFileNotFoundError
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; stale files are left for the user
@@ -66,7 +68,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: the folder {directory} does not exist")
+        raise DlxFileNotFoundError(f"cannot write {path}: the folder {directory} does not exist")
     _remove_stale_temporaries(directory, path.name)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import DlxTypeError
+
 _rng = np.random.default_rng()
 
 
@@ -28,7 +30,7 @@ def rng_or_default(rng: object, name: str = "rng") -> np.random.Generator:
     if rng is None:
         return _rng
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(
+        raise DlxTypeError(
             f"{name} must be a numpy.random.Generator or None, got {type(rng).__name__}"
         )
     return rng

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ._files import atomic_write
+from .errors import DlxFileNotFoundError, DlxTypeError, DlxValueError
 from .network import Sequential
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "load", "save"]
@@ -44,7 +45,7 @@ MAX_META_BYTES = 16 << 20
 MAX_DEFLATE_RATIO = 64
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DlxValueError):
     """A file that is not a valid dlx checkpoint, or one that does not fit its model."""
 
 
@@ -54,7 +55,7 @@ def save(model: Sequential, path: str | os.PathLike) -> Path:
     from .registry import layer_providers
 
     if not isinstance(model, Sequential):
-        raise TypeError(f"model must be a dlx.Sequential, got {type(model).__name__}")
+        raise DlxTypeError(f"model must be a dlx.Sequential, got {type(model).__name__}")
     path = Path(path)
     config = model.to_config()
     providers = layer_providers()
@@ -211,7 +212,7 @@ def load(path: str | os.PathLike) -> Sequential:
     """Rebuild the network saved at ``path`` through the layer registry, with its arrays."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise DlxFileNotFoundError(f"no checkpoint at {path}")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path} is not a dlx checkpoint (not an .npz archive)")
     try:

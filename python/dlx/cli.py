@@ -18,12 +18,14 @@ import json
 import signal
 import sys
 import time
+import traceback
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from . import ops
+from .errors import DlxFileNotFoundError, DlxValueError
 
 MODELS = ("mlp", "simpleconvnet", "deepconvnet", "deepconvnet-bn")
 
@@ -79,16 +81,18 @@ def build_model(
         )
     path = Path(spec)
     if path.suffix == ".json" and weight_init is not None:
-        raise ValueError("--weight-init applies to the built-in models; a JSON config sets its own")
+        raise DlxValueError(
+            "--weight-init applies to the built-in models; a JSON config sets its own"
+        )
     if path.suffix == ".json":
         if not path.is_file():
-            raise FileNotFoundError(f"no model config at {path}")
+            raise DlxFileNotFoundError(f"no model config at {path}")
         try:
             config = json.loads(path.read_text())
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
+            raise DlxValueError(f"{path} is not valid JSON: {error}") from None
         return Sequential.from_config(config)
-    raise ValueError(
+    raise DlxValueError(
         f"--model must be one of {', '.join(MODELS)} or a .json config file, got {spec!r}"
     )
 
@@ -169,11 +173,11 @@ def _claim_run_folder(out: str | None, overwrite: bool, config: dict) -> Path:
                 continue
             (folder / "model.json").write_bytes(text)
             return folder
-        raise ValueError(f"cannot find a free run folder next to {base}")
+        raise DlxValueError(f"cannot find a free run folder next to {base}")
     folder = _writable_folder(Path(out))
     held = [name for name in RUN_FILES if (folder / name).exists()]
     if held and not overwrite:
-        raise ValueError(
+        raise DlxValueError(
             f"the output folder {folder} already holds a run ({', '.join(held)}); choose "
             "another --out, or pass --overwrite to replace it"
         )
@@ -183,7 +187,7 @@ def _claim_run_folder(out: str | None, overwrite: bool, config: dict) -> Path:
         with open(folder / "model.json", "xb") as f:
             f.write(text)
     except FileExistsError:
-        raise ValueError(f"another run has just claimed the output folder {folder}") from None
+        raise DlxValueError(f"another run has just claimed the output folder {folder}") from None
     return folder
 
 
@@ -194,7 +198,7 @@ def _writable_folder(path: Path) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise ValueError(
+        raise DlxValueError(
             f"cannot write to the output folder {path}: {error.strerror or error}"
         ) from None
     return path
@@ -306,19 +310,30 @@ def evaluate(args) -> int:
     from .checkpoint import load
     from .plots import confusion_matrix, plot_confusion
 
+    if args.plot:
+        _check_plot_path(Path(args.plot))
     net = load(args.checkpoint)
     (_, _), (x_test, t_test) = datasets.load_dataset(args.dataset)
     scores = np.concatenate(
         [net.predict(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)]
     )
+    if scores.ndim != 2:
+        raise DlxValueError(
+            f"the model's output has shape {scores.shape[1:]} per image; evaluate needs one "
+            "score per class"
+        )
     predictions = np.argmax(scores, axis=1)
-    counts = confusion_matrix(t_test, predictions, scores.shape[1])
-    names = datasets.CLASS_NAMES.get(args.dataset, datasets.CLASS_NAMES["fashion-mnist"])
+    # Classes the model scores, and any label of the data beyond them (a model of fewer
+    # classes than the dataset: those images count as errors).
+    classes = max(scores.shape[1], int(t_test.max(initial=-1)) + 1)
+    counts = confusion_matrix(t_test, predictions, classes)
+    known = datasets.CLASS_NAMES.get(args.dataset, datasets.CLASS_NAMES["fashion-mnist"])
+    names = list(known) if len(known) == classes else [str(i) for i in range(classes)]
     print(
         f"accuracy {float(np.mean(predictions == t_test)):.4f} on {len(t_test)} {args.dataset} test images"
     )
     print("confusion matrix (rows: true class, columns: predicted)")
-    width = max(6, len(str(counts.max())) + 1)
+    width = max(6, len(str(counts.max())) + 1, len(str(classes - 1)) + 1)
     print(" " * 13 + "".join(f"{j:>{width}d}" for j in range(len(counts))))
     for i, row in enumerate(counts):
         print(f"{i:2d} {names[i][:10]:10s}" + "".join(f"{v:>{width}d}" for v in row))
@@ -327,8 +342,18 @@ def evaluate(args) -> int:
     return 0
 
 
+def _check_plot_path(path: Path) -> None:
+    """A figure path the plot can be written to: a .png file in an existing folder."""
+    if path.suffix.lower() != ".png":
+        raise DlxValueError(f"--plot must name a .png file, got {str(path)!r}")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        problem = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise DlxValueError(f"cannot write the plot {path}: {folder} {problem}")
+
+
 def summary(args) -> int:
-    shape = tuple(int(v) for v in args.input_shape.split(","))
+    shape = args.input_shape
     net = _load_model_for_summary(args.model, shape)
     print(net.summary(shape, batch_size=args.batch_size))
     return 0
@@ -357,6 +382,18 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected positive whole numbers separated by commas (as 1,28,28), got {text!r}"
+        )
+    return shape
 
 
 def _number(text: str) -> float:
@@ -468,7 +505,12 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("summary", help="output shape, parameters and multiply-adds per layer")
     p.add_argument("model", help=f"{', '.join(MODELS)}, a JSON config, or a checkpoint (.npz)")
-    p.add_argument("--input-shape", default="1,28,28", help="one sample's shape (default: 1,28,28)")
+    p.add_argument(
+        "--input-shape",
+        type=_shape,
+        default=(1, 28, 28),
+        help="one sample's shape (default: 1,28,28)",
+    )
     p.add_argument("--batch-size", type=_positive_int, default=1)
     p.set_defaults(run=summary)
 
@@ -491,29 +533,29 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+BUG_REPORT = (
+    "dlx: this is a bug in dlx, not a mistake of yours: please report it with the traceback "
+    "above and the output of `dlx config`"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
-    from .datasets import DatasetNotFoundError, IDXError
+    """Run a command. A mistake in what the user gave (a DlxError) is one line on stderr and
+    exit status 2; anything else is a bug and shows its traceback."""
+    from .errors import DlxError
 
     parser = make_parser()
     args = parser.parse_args(argv)
     run = getattr(args, "run", edge_demo)
     try:
         return run(args)
-    except (
-        DatasetNotFoundError,
-        IDXError,
-        CheckpointError,
-        FileNotFoundError,
-        FloatingPointError,
-        ValueError,
-        TypeError,
-    ) as error:
+    except DlxError as error:
         print(f"dlx: error: {error}", file=sys.stderr)
         return 2
-    except KeyError as error:
-        print(f"dlx: error: {error.args[0] if error.args else error}", file=sys.stderr)
-        return 2
+    except Exception:
+        traceback.print_exc()
+        print(BUG_REPORT, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import datasets, models, ops, optim
 from ._random import seed
+from .errors import DlxValueError
 from .gradcheck import numerical_gradient
 from .layers import Conv2d, MeanSquaredError
 from .network import Sequential
@@ -286,7 +287,7 @@ EXPERIMENTS: dict[str, Callable[[Path], list[Path]]] = {
 def run(name: str, out: str | Path) -> list[Path]:
     """Run experiment ``name``, writing its figures into the folder ``out``."""
     if name not in EXPERIMENTS:
-        raise ValueError(f"experiment must be one of {sorted(EXPERIMENTS)}, got {name!r}")
+        raise DlxValueError(f"experiment must be one of {sorted(EXPERIMENTS)}, got {name!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return EXPERIMENTS[name](out)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import DlxTypeError, DlxValueError
+
 __all__ = [
     "cross_entropy",
     "identity",
@@ -29,7 +31,7 @@ def _float(x) -> np.ndarray:
         return x
     if x.dtype.kind in "biu":
         return x.astype(np.float64)
-    raise TypeError(f"expected a numeric array, got dtype {x.dtype}")
+    raise DlxTypeError(f"expected a numeric array, got dtype {x.dtype}")
 
 
 def step(x):
@@ -112,12 +114,12 @@ def mse(y, t, reduction: str = "half_sum"):
     """
     y, t = _float(y), _float(t)
     if y.shape != t.shape:
-        raise ValueError(f"y and t must have the same shape, got {y.shape} and {t.shape}")
+        raise DlxValueError(f"y and t must have the same shape, got {y.shape} and {t.shape}")
     if reduction == "half_sum":
         return 0.5 * np.sum((y - t) ** 2)
     if reduction == "mean":
         return np.mean((y - t) ** 2)
-    raise ValueError(f"reduction must be 'half_sum' or 'mean', got {reduction!r}")
+    raise DlxValueError(f"reduction must be 'half_sum' or 'mean', got {reduction!r}")
 
 
 def _targets(t, y: np.ndarray) -> np.ndarray:
@@ -128,15 +130,15 @@ def _targets(t, y: np.ndarray) -> np.ndarray:
     if t.shape == (n, k) or (n == 1 and k > 1 and t.shape == (k,)):
         return t.reshape(n, k).astype(y.dtype, copy=False)
     if t.dtype.kind not in "iu":
-        raise TypeError(
+        raise DlxTypeError(
             f"t must hold integer labels of shape ({n},) or one-hot rows of shape {y.shape}, "
             f"got dtype {t.dtype} and shape {t.shape}"
         )
     t = t.reshape(1) if t.ndim == 0 else t
     if t.shape != (n,):
-        raise ValueError(f"t must have shape ({n},) or {y.shape}, got {t.shape}")
+        raise DlxValueError(f"t must have shape ({n},) or {y.shape}, got {t.shape}")
     if t.size and (t.min() < 0 or t.max() >= k):
-        raise ValueError(f"labels in t must lie in [0, {k}), got [{t.min()}, {t.max()}]")
+        raise DlxValueError(f"labels in t must lie in [0, {k}), got [{t.min()}, {t.max()}]")
     return t
 
 
@@ -145,7 +147,7 @@ def _batch(y) -> np.ndarray:
     if y.ndim == 1:
         return y[None, :]
     if y.ndim != 2:
-        raise ValueError(f"expected scores of shape (N, K) or (K,), got shape {y.shape}")
+        raise DlxValueError(f"expected scores of shape (N, K) or (K,), got shape {y.shape}")
     return y
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ._random import get_rng
+from .errors import DlxTypeError
 from .layers.base import Layer
 
 __all__ = [
@@ -38,7 +39,7 @@ def numerical_gradient(
     is restored exactly afterwards.
     """
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-        raise TypeError(f"x must be a floating-point numpy.ndarray, got {type(x).__name__}")
+        raise DlxTypeError(f"x must be a floating-point numpy.ndarray, got {type(x).__name__}")
     values = _numeric_at(lambda: f(x), x, list(np.ndindex(x.shape)), h)
     return values.reshape(x.shape).astype(x.dtype)
 
@@ -96,7 +97,7 @@ class _FrozenRandomness:
 def _check_float64(arrays: dict[str, np.ndarray]) -> None:
     for name, a in arrays.items():
         if a.dtype != np.float64:
-            raise TypeError(
+            raise DlxTypeError(
                 f"gradient checks need float64 (central differences in float32 are too coarse); "
                 f"{name} is {a.dtype}: build the model with dtype=np.float64"
             )
@@ -189,7 +190,9 @@ def gradient_check(
             return float(np.sum(model.forward(x, train=True) * r))
 
     else:
-        raise TypeError(f"model must be a dlx.Sequential or dlx.Layer, got {type(model).__name__}")
+        raise DlxTypeError(
+            f"model must be a dlx.Sequential or dlx.Layer, got {type(model).__name__}"
+        )
 
     errors = {}
     for name, array in targets.items():

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ._random import get_rng
+from .errors import DlxValueError
 
 __all__ = ["he", "initializer", "normal", "uniform", "xavier"]
 
@@ -54,6 +55,6 @@ def initializer(spec) -> Callable[..., np.ndarray]:
         return lambda shape, fan_in, fan_out, *, rng=None, dtype=np.float32: normal(
             shape, std, rng=rng, dtype=dtype
         )
-    raise ValueError(
+    raise DlxValueError(
         f"weight_init must be 'he', 'xavier', 'uniform' or a positive, finite std, got {spec!r}"
     )

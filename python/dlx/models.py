@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import DlxValueError
 from .layers import Affine, BatchNorm, Conv2d, Dropout, MaxPool2d, ReLU, Sigmoid, Tanh
 from .layers.base import Layer
 from .network import Sequential
@@ -39,7 +40,7 @@ def mlp(
     """A multi-layer perceptron: [Affine - (BatchNorm) - activation - (Dropout)] per hidden
     layer, then Affine to ``output_size`` scores, scored by SoftmaxWithLoss."""
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        raise DlxValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     weight_init = DEFAULT_INIT[activation] if weight_init is None else weight_init
     layers: list[Layer] = []
     sizes = [input_size, *hidden_sizes]

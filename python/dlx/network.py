@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DlxKeyError, DlxTypeError, DlxValueError
 from .layers.base import Layer
 from .layers.loss import Loss, MeanSquaredError, SoftmaxWithLoss
 
@@ -40,22 +41,22 @@ class Sequential:
         self.layers = list(layers)
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
-                raise TypeError(f"layer {i} must be a dlx.Layer, got {type(layer).__name__}")
+                raise DlxTypeError(f"layer {i} must be a dlx.Layer, got {type(layer).__name__}")
         if isinstance(loss, str):
             if loss not in LOSSES:
-                raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+                raise DlxValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
             loss = LOSSES[loss]()
         if not isinstance(loss, Loss):
-            raise TypeError(f"loss must be a dlx Loss or its name, got {type(loss).__name__}")
+            raise DlxTypeError(f"loss must be a dlx Loss or its name, got {type(loss).__name__}")
         self.loss_layer = loss
         if (
             isinstance(weight_decay, bool)
             or not isinstance(weight_decay, (int, float))
             or not 0 <= weight_decay < float("inf")
         ):
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+            raise DlxValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
         if regularization not in ("l2", "l1"):
-            raise ValueError(f"regularization must be 'l2' or 'l1', got {regularization!r}")
+            raise DlxValueError(f"regularization must be 'l2' or 'l1', got {regularization!r}")
         self.weight_decay = float(weight_decay)
         self.regularization = regularization
 
@@ -95,24 +96,24 @@ class Sequential:
         an error and keys ``state`` lacks keep their values. Nothing is copied unless every
         array fits."""
         if not isinstance(state, dict):
-            raise TypeError(f"state must be a dict of arrays, got {type(state).__name__}")
+            raise DlxTypeError(f"state must be a dict of arrays, got {type(state).__name__}")
         targets = dict(self.params)
         targets.update({f"buffer/{key}": value for key, value in self.buffers.items()})
         unexpected = sorted(set(state) - set(targets))
         missing = sorted(set(targets) - set(state)) if strict else []
         if unexpected or missing:
-            raise KeyError(
+            raise DlxKeyError(
                 f"the state does not fit this model: missing {missing or 'nothing'}, "
                 f"unexpected {unexpected or 'nothing'}"
             )
         for key, value in state.items():
             target = targets[key]
             if not isinstance(value, np.ndarray):
-                raise TypeError(
+                raise DlxTypeError(
                     f"state[{key!r}] must be a numpy.ndarray, got {type(value).__name__}"
                 )
             if value.shape != target.shape or value.dtype != target.dtype:
-                raise ValueError(
+                raise DlxValueError(
                     f"state[{key!r}] has shape {value.shape} and dtype {value.dtype}; the model "
                     f"holds {target.shape} {target.dtype} there"
                 )
@@ -224,10 +225,10 @@ class Sequential:
         from .registry import build_layer
 
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-            raise ValueError("a network config must be a dict with a list under 'layers'")
+            raise DlxValueError("a network config must be a dict with a list under 'layers'")
         unknown = set(config) - {"layers", "loss", "weight_decay", "regularization"}
         if unknown:
-            raise ValueError(f"unknown keys in network config: {sorted(unknown)}")
+            raise DlxValueError(f"unknown keys in network config: {sorted(unknown)}")
         layers = []
         for i, layer_config in enumerate(config["layers"]):
             try:
@@ -235,7 +236,7 @@ class Sequential:
             except (TypeError, ValueError) as error:
                 kind = layer_config.get("type") if isinstance(layer_config, dict) else None
                 where = f"layers[{i}]" + (f" ({kind})" if isinstance(kind, str) else "")
-                kind_of_error = TypeError if isinstance(error, TypeError) else ValueError
+                kind_of_error = DlxTypeError if isinstance(error, TypeError) else DlxValueError
                 raise kind_of_error(f"{where}: {error}") from error
         return cls(
             layers,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
+from .errors import DlxKeyError, DlxTypeError, DlxValueError
 
 __all__ = [
     "SGD",
@@ -25,13 +26,13 @@ __all__ = [
 
 def _positive(name: str, value: float) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+        raise DlxValueError(f"{name} must be a positive number, got {value!r}")
     return float(value)
 
 
 def _fraction(name: str, value: float) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-        raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+        raise DlxValueError(f"{name} must lie in [0, 1), got {value!r}")
     return float(value)
 
 
@@ -45,14 +46,19 @@ class Optimizer:
     def update(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         for key, param in params.items():
             if key not in grads:
-                raise KeyError(f"no gradient for parameter {key!r}")
+                raise DlxKeyError(f"no gradient for parameter {key!r}")
             grad = np.asarray(grads[key])
+            if not isinstance(param, np.ndarray) or param.dtype.kind != "f":
+                raise DlxTypeError(
+                    f"parameter {key!r} must be a float32 or float64 array to be trained, got "
+                    f"{getattr(param, 'dtype', type(param).__name__)}"
+                )
             if grad.shape != param.shape:
-                raise ValueError(
+                raise DlxValueError(
                     f"gradient of {key!r} has shape {grad.shape}, parameter {param.shape}"
                 )
             if grad.dtype != param.dtype:
-                raise TypeError(
+                raise DlxTypeError(
                     f"gradient of {key!r} has dtype {grad.dtype}, parameter {param.dtype}; "
                     "convert one explicitly (dlx never casts silently)"
                 )
@@ -208,5 +214,5 @@ def get_optimizer(name: str, **kwargs) -> Optimizer:
     """An optimizer by its lower-case name: sgd, momentum, nesterov, adagrad, rmsprop, adam."""
     key = str(name).lower()
     if key not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+        raise DlxValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
     return OPTIMIZERS[key](**kwargs)

@@ -20,6 +20,7 @@ import warnings
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from .errors import DlxKeyError, DlxTypeError, DlxValueError
 from .layers.base import Layer
 
 __all__ = [
@@ -47,15 +48,15 @@ def _origin(cls: type) -> str:
 
 def _add(cls: Any, name: str | None, override: bool, provider: str) -> type[Layer]:
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
-        raise TypeError(
+        raise DlxTypeError(
             f"only subclasses of dlx.Layer can be registered, got {cls!r} ({type(cls).__name__})"
         )
     name = cls.__name__ if name is None else name
     if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"a layer name must be an identifier, got {name!r}")
+        raise DlxValueError(f"a layer name must be an identifier, got {name!r}")
     held = _layers.get(name)
     if held is not None and held is not cls and not override:
-        raise ValueError(
+        raise DlxValueError(
             f"layer name {name!r} is already registered by {_origin(held)} "
             f"(from {_providers[name]}); pass override=True to replace it"
         )
@@ -129,7 +130,7 @@ def get_layer(name: str) -> type[Layer]:
     if name not in _layers:
         close = difflib.get_close_matches(str(name), list(_layers), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise KeyError(f"no layer named {name!r} is registered{hint} (see dlx.list_layers())")
+        raise DlxKeyError(f"no layer named {name!r} is registered{hint} (see dlx.list_layers())")
     return _layers[name]
 
 
@@ -153,7 +154,7 @@ def name_of(cls: type) -> str:
                 return name
         if attempt == 0:
             _load_plugins()
-    raise ValueError(
+    raise DlxValueError(
         f"{_origin(cls)} is not registered; decorate it with @dlx.register_layer so that "
         "models using it can be saved and rebuilt"
     )
@@ -162,13 +163,13 @@ def name_of(cls: type) -> str:
 def build_layer(config: dict[str, Any]) -> Layer:
     """A layer from ``{"type": name, **constructor arguments}`` (the form of ``to_config``)."""
     if not isinstance(config, dict) or "type" not in config:
-        raise ValueError(f"a layer config must be a dict with a 'type' key, got {config!r}")
+        raise DlxValueError(f"a layer config must be a dict with a 'type' key, got {config!r}")
     args = dict(config)
     cls = get_layer(args.pop("type"))
     try:
         inspect.signature(cls).bind(**args)
     except TypeError as error:  # arguments the constructor does not take, or lacks
-        raise TypeError(f"cannot build {config['type']!r} from {args}: {error}") from error
+        raise DlxTypeError(f"cannot build {config['type']!r} from {args}: {error}") from error
     return cls(**args)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import load, save
+from .errors import DlxTypeError
 from .gradcheck import gradient_check
 from .layers.base import Layer
 from .network import Sequential
@@ -89,7 +90,7 @@ def check_layer(
     ``TypeError``.
     """
     if not callable(factory) or not inspect.signature(factory).parameters:
-        raise TypeError(
+        raise DlxTypeError(
             "factory must be a callable taking a dtype, e.g. lambda dtype: MyLayer(dtype=dtype)"
         )
     rng = np.random.default_rng(seed)

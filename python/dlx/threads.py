@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import warnings
 
+from .errors import DlxValueError
+
 __all__ = ["get_num_threads", "set_num_threads"]
 
 
@@ -28,7 +30,7 @@ def _core():
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads in dlx's kernels (from the calling thread on)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"the thread count must be an int >= 1, got {n!r}")
+        raise DlxValueError(f"the thread count must be an int >= 1, got {n!r}")
     _core().set_num_threads(n)
 
 
@@ -63,5 +65,7 @@ def _apply_environment() -> None:
     try:
         n = int(value)
     except ValueError:
-        raise ValueError(f"DLX_NUM_THREADS must be a positive integer, got {value!r}") from None
+        n = 0
+    if n < 1:
+        raise DlxValueError(f"DLX_NUM_THREADS must be a positive integer, got {value!r}")
     set_num_threads(n)

@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._random import get_rng
+from .errors import DlxTypeError, DlxValueError, TrainingDivergedError
 from .network import Sequential
 from .optim import Optimizer, get_optimizer
 
@@ -47,19 +48,19 @@ class Trainer:
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
         if not isinstance(network, Sequential):
-            raise TypeError(f"network must be a dlx.Sequential, got {type(network).__name__}")
+            raise DlxTypeError(f"network must be a dlx.Sequential, got {type(network).__name__}")
         self.network = network
         self.optimizer = get_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
         if not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+            raise DlxValueError(f"epochs must be an int >= 0, got {epochs!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+            raise DlxValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if monitor not in ("val_acc", "val_loss"):
-            raise ValueError(f"monitor must be 'val_acc' or 'val_loss', got {monitor!r}")
+            raise DlxValueError(f"monitor must be 'val_acc' or 'val_loss', got {monitor!r}")
         if early_stopping is not None and (
             not isinstance(early_stopping, int) or early_stopping < 1
         ):
-            raise ValueError(
+            raise DlxValueError(
                 f"early_stopping must be a patience >= 1 or None, got {early_stopping!r}"
             )
         self.epochs = epochs
@@ -92,13 +93,15 @@ class Trainer:
     ) -> dict[str, list[float]]:
         """Train for ``epochs`` epochs; returns (and keeps) the history."""
         if len(x_train) != len(t_train):
-            raise ValueError(f"x_train has {len(x_train)} samples but t_train has {len(t_train)}")
+            raise DlxValueError(
+                f"x_train has {len(x_train)} samples but t_train has {len(t_train)}"
+            )
         if len(x_train) == 0:
-            raise ValueError("x_train is empty")
+            raise DlxValueError("x_train is empty")
         if (x_val is None) != (t_val is None) or (x_test is None) != (t_test is None):
-            raise ValueError("give the inputs and the targets of a dataset together")
+            raise DlxValueError("give the inputs and the targets of a dataset together")
         if self.early_stopping and x_val is None:
-            raise ValueError("early_stopping needs a validation set (x_val, t_val)")
+            raise DlxValueError("early_stopping needs a validation set (x_val, t_val)")
 
         rng = get_rng() if self.rng is None else self.rng
         net, n = self.network, len(x_train)
@@ -123,7 +126,7 @@ class Trainer:
                 loss, grads = net.loss_and_gradient(x_train[idx], t_train[idx])
                 if not math.isfinite(loss):
                     bar.close()
-                    raise FloatingPointError(
+                    raise TrainingDivergedError(
                         f"the training loss became {loss} at epoch {epoch}, batch {b + 1} of "
                         f"{batches}; lower the learning rate or check the inputs for NaN/inf"
                     )

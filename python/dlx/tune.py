@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DlxValueError
+
 __all__ = ["Choice", "LogUniform", "SearchResult", "TrainingObjective", "Uniform", "random_search"]
 
 
@@ -39,7 +41,7 @@ class Uniform:
 
     def __post_init__(self) -> None:
         if not self.low < self.high:
-            raise ValueError(f"Uniform needs low < high, got {self.low} and {self.high}")
+            raise DlxValueError(f"Uniform needs low < high, got {self.low} and {self.high}")
 
     def sample(self, rng: np.random.Generator) -> float:
         return float(rng.uniform(self.low, self.high))
@@ -55,7 +57,7 @@ class LogUniform:
 
     def __post_init__(self) -> None:
         if not 0 < self.low < self.high:
-            raise ValueError(f"LogUniform needs 0 < low < high, got {self.low} and {self.high}")
+            raise DlxValueError(f"LogUniform needs 0 < low < high, got {self.low} and {self.high}")
 
     def sample(self, rng: np.random.Generator) -> float:
         return float(10 ** rng.uniform(math.log10(self.low), math.log10(self.high)))
@@ -69,7 +71,7 @@ class Choice:
 
     def __init__(self, options: Sequence[Any]) -> None:
         if len(options) == 0:
-            raise ValueError("Choice needs at least one option")
+            raise DlxValueError("Choice needs at least one option")
         object.__setattr__(self, "options", tuple(options))
 
     def sample(self, rng: np.random.Generator) -> Any:
@@ -101,7 +103,7 @@ class TrainingObjective:
         seed: int = 0,
     ) -> None:
         if len(x) != len(t):
-            raise ValueError(f"x has {len(x)} samples but t has {len(t)}")
+            raise DlxValueError(f"x has {len(x)} samples but t has {len(t)}")
         self.x, self.t = x, t
         self.model_fn = model_fn
         self.hidden_sizes = tuple(hidden_sizes)
@@ -215,7 +217,7 @@ def random_search(
     from tqdm.auto import tqdm
 
     if not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"n_trials must be an int >= 1, got {n_trials!r}")
+        raise DlxValueError(f"n_trials must be an int >= 1, got {n_trials!r}")
     rng = np.random.default_rng(seed)
     drawn = [
         {k: (v.sample(rng) if hasattr(v, "sample") else v) for k, v in space.items()}

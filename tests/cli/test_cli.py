@@ -93,7 +93,16 @@ def test_train_from_a_json_config(tmp_path):
             "cannot write to the output folder /proc/dlx-cannot-write",
         ),
         (["evaluate", "missing.npz"], "no checkpoint at missing.npz"),
-        (["summary", "mlp", "--input-shape", "a,b"], "invalid literal"),
+        (
+            ["summary", "mlp", "--input-shape", "a,b"],
+            "argument --input-shape: expected positive whole numbers separated by commas",
+        ),
+        (["evaluate", "m.npz", "--plot", "name"], "--plot must name a .png file, got 'name'"),
+        (
+            ["evaluate", "m.npz", "--plot", "missing/x.png"],
+            "cannot write the plot missing/x.png: missing does not exist",
+        ),
+        (["train", "--overwrite", "--epochs", "0"], "argument --epochs: must be at least 1"),
         (["experiment", "nope"], "argument name: invalid choice: 'nope'"),
         (["train", "--weight-init", "lecun"], "argument --weight-init: invalid choice: 'lecun'"),
     ],
@@ -324,3 +333,56 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert 1 <= len(history["epoch"]) < 50
     assert dlx.load(out / "model.npz") is not None
+
+
+def test_evaluate_plot_under_a_file(tmp_path):
+    (tmp_path / "afile").write_text("")
+    result = dlx_cli("evaluate", "m.npz", "--plot", "afile/x.png", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot write the plot afile/x.png: afile is a file, not a folder" in result.stderr
+
+
+def test_evaluate_any_number_of_classes(tmp_path):
+    """A model with 3 outputs on the 10 classes of the bundled set: indices for names, the
+    other classes' images counted as errors."""
+    net = dlx.Sequential([dlx.layers.Flatten(), dlx.layers.Affine(784, 3)])
+    dlx.save(net, tmp_path / "three.npz")
+    result = dlx_cli("evaluate", str(tmp_path / "three.npz"), "--plot", str(tmp_path / "cm.png"))
+    assert result.returncode == 0, result.stderr
+    matrix = [line for line in result.stdout.splitlines() if line[:2].strip().isdigit()]
+    assert len(matrix) == 10
+    assert sum(int(v) for row in matrix for v in row.split()[-10:]) == 1000
+    assert (tmp_path / "cm.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DLX_NUM_THREADS": "0"}, "DLX_NUM_THREADS must be a positive integer, got '0'"),
+        ({"DLX_BACKEND": "gpu"}, "DLX_BACKEND must be one of"),
+    ],
+)
+def test_bad_settings_name_the_setting(env, message):
+    result = subprocess.run(
+        [sys.executable, "-c", "import dlx"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    assert result.returncode != 0 and message in result.stderr
+
+
+def test_an_unexpected_error_shows_its_traceback_and_asks_for_a_report(tmp_path):
+    script = (
+        "import sys, dlx.cli as cli\n"
+        "def broken(args): raise ZeroDivisionError('a bug')\n"
+        "cli.edge_demo = broken\n"
+        "sys.exit(cli.main([]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "ZeroDivisionError: a bug" in result.stderr
+    assert "this is a bug in dlx" in result.stderr

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DlxTypeError, DlxValueError
+
 __all__ = ["IDXError", "read_idx", "write_idx"]
 
 _TYPES = {
@@ -28,7 +30,7 @@ _CODES = {dtype: code for code, dtype in _TYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-class IDXError(ValueError):
+class IDXError(DlxValueError):
     """A file that is not a well-formed IDX file."""
 
 
@@ -71,7 +73,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     array = np.ascontiguousarray(array)
     big = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
     if big not in _CODES:
-        raise TypeError(f"IDX cannot hold dtype {array.dtype}")
+        raise DlxTypeError(f"IDX cannot hold dtype {array.dtype}")
     payload = bytes([0, 0, _CODES[big], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     payload += array.astype(big).tobytes()
     path = Path(path)

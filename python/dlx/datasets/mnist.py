@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DlxError, DlxValueError
 from .idx import IDXError, read_idx
 
 __all__ = [
@@ -92,7 +93,7 @@ CLASS_NAMES = {
 }
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(DlxError, FileNotFoundError):
     """The data set's files are nowhere dlx looks, and could not be downloaded."""
 
 
@@ -228,7 +229,7 @@ def load_mnist(
     ``normalize=False``: 0..255), labels int64 (N,) (``one_hot=True``: float32 (N, 10)).
     """
     if name not in SOURCES:
-        raise ValueError(f"name must be one of {sorted(SOURCES)}, got {name!r}")
+        raise DlxValueError(f"name must be one of {sorted(SOURCES)}, got {name!r}")
     searched = _candidates(name, data_dir)
     for folder in searched:
         files = _files_in(folder)
@@ -269,6 +270,6 @@ def load_dataset(name: str, **kwargs):
         return load_mnist(name, **kwargs)
     if Path(name).is_dir():
         return load_directory(name, **kwargs)
-    raise ValueError(
+    raise DlxValueError(
         f"dataset must be 'bundled', 'fashion-mnist', 'mnist' or a folder of IDX files, got {name!r}"
     )

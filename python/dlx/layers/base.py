@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DlxTypeError, DlxValueError
+
 
 class Layer:
     """A differentiable step of a network.
@@ -150,18 +152,20 @@ def cached(layer: Layer, value: Any) -> Any:
 def check_input(layer: Layer, x: object, ndim: int | tuple[int, ...], layout: str) -> np.ndarray:
     """x as a float array of the right rank (and of the layer's dtype if it has params)."""
     if not isinstance(x, np.ndarray):
-        raise TypeError(
+        raise DlxTypeError(
             f"{type(layer).__name__} input must be a numpy.ndarray, got {type(x).__name__}"
         )
     if x.dtype.kind != "f":
-        raise TypeError(f"{type(layer).__name__} input must be floating point, got dtype {x.dtype}")
+        raise DlxTypeError(
+            f"{type(layer).__name__} input must be floating point, got dtype {x.dtype}"
+        )
     ranks = (ndim,) if isinstance(ndim, int) else ndim
     if x.ndim not in ranks:
-        raise ValueError(f"{type(layer).__name__} input must be {layout}, got shape {x.shape}")
+        raise DlxValueError(f"{type(layer).__name__} input must be {layout}, got shape {x.shape}")
     if layer.params:
         dtype = next(iter(layer.params.values())).dtype
         if x.dtype != dtype:
-            raise TypeError(
+            raise DlxTypeError(
                 f"{type(layer).__name__} has {dtype} parameters but got {x.dtype} input; "
                 f"convert the input with x.astype(np.{dtype})"
             )

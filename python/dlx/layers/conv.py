@@ -7,6 +7,7 @@ import numpy as np
 from .. import init as initializers
 from .. import ops
 from .._random import rng_or_default
+from ..errors import DlxValueError
 from ..ops import _checks
 from .base import Layer, cached, check_input
 
@@ -17,13 +18,13 @@ def _resolve_padding(padding, kernel: tuple[int, int], stride: tuple[int, int]) 
         return (0, 0)
     if padding == "same":
         if stride != (1, 1) or kernel[0] % 2 == 0 or kernel[1] % 2 == 0:
-            raise ValueError(
+            raise DlxValueError(
                 f"padding='same' needs an odd kernel and stride 1, got kernel_size {kernel} "
                 f"and stride {stride}"
             )
         return (kernel[0] // 2, kernel[1] // 2)
     if isinstance(padding, str):
-        raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+        raise DlxValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
     return _checks.pair(padding, "padding", 0)
 
 
@@ -84,7 +85,7 @@ class Conv2d(Layer):
     def forward(self, x, train=True):
         x = check_input(self, x, 4, f"(N, {self.in_channels}, H, W)")
         if x.shape[1] != self.in_channels:
-            raise ValueError(
+            raise DlxValueError(
                 f"Conv2d expects {self.in_channels} input channels, got shape {x.shape}"
             )
         self.x = x if train else None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._random import get_rng, rng_or_default
-from .base import Layer, check_input
+from ..errors import DlxValueError
+from .base import Layer, cached, check_input
 
 
 class Dropout(Layer):
@@ -19,7 +20,7 @@ class Dropout(Layer):
     def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
         super().__init__()
         if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p < 1.0:
-            raise ValueError(f"p must be a probability in [0, 1), got {p!r}")
+            raise DlxValueError(f"p must be a probability in [0, 1), got {p!r}")
         self.p = float(p)
         if rng is not None:
             rng_or_default(rng)  # refuses anything but a Generator now, not at the first batch
@@ -29,7 +30,7 @@ class Dropout(Layer):
     def forward(self, x, train=True):
         x = check_input(self, x, tuple(range(1, 9)), "an array with a batch axis")
         if not train or self.p == 0.0:
-            self.mask = None
+            self.mask = 1.0  # the identity: backward passes the gradient through
             return x
         rng = get_rng() if self.rng is None else self.rng
         keep = rng.random(x.shape, dtype=x.dtype if x.dtype == np.float32 else np.float64) >= self.p
@@ -37,4 +38,5 @@ class Dropout(Layer):
         return x * self.mask
 
     def backward(self, dout):
-        return dout if self.mask is None else dout * self.mask
+        mask = cached(self, self.mask)
+        return dout if isinstance(mask, float) else dout * mask

@@ -9,6 +9,7 @@ import numpy as np
 from .. import init as initializers
 from .. import ops
 from .._random import rng_or_default
+from ..errors import DlxValueError
 from ..ops import _checks
 from .base import Layer, cached, check_input
 
@@ -35,7 +36,7 @@ class Affine(Layer):
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise DlxValueError(f"{name} must be a positive int, got {value!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         dtype = _checks.float_dtype(dtype)
         make = initializers.initializer(weight_init)
@@ -60,7 +61,7 @@ class Affine(Layer):
         x = check_input(self, x, tuple(range(2, 9)), f"(N, {self.in_features}) or (N, ...)")
         features = math.prod(x.shape[1:])
         if features != self.in_features:
-            raise ValueError(
+            raise DlxValueError(
                 f"Affine expects {self.in_features} features per sample, got shape {x.shape} "
                 f"({features} features)"
             )
@@ -95,4 +96,4 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, dout):
-        return dout.reshape(self.x_shape)
+        return dout.reshape(cached(self, self.x_shape))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..errors import DlxValueError
 
 
 class Loss:
@@ -38,7 +39,9 @@ class SoftmaxWithLoss(Loss):
 
     def forward(self, x, t):
         if not isinstance(x, np.ndarray) or x.ndim != 2:
-            raise ValueError(f"SoftmaxWithLoss expects scores (N, K), got {getattr(x, 'shape', x)}")
+            raise DlxValueError(
+                f"SoftmaxWithLoss expects scores (N, K), got {getattr(x, 'shape', x)}"
+            )
         self.t = F._targets(t, x)
         self.probs = F.softmax(x)
         return float(F.nll_loss(F.log_softmax(x), self.t))
@@ -62,7 +65,7 @@ class MeanSquaredError(Loss):
     def forward(self, y, t):
         t = np.asarray(t, dtype=y.dtype)
         if t.shape != y.shape:
-            raise ValueError(f"MeanSquaredError needs t of shape {y.shape}, got {t.shape}")
+            raise DlxValueError(f"MeanSquaredError needs t of shape {y.shape}, got {t.shape}")
         self.diff = y - t
         return float(0.5 * np.sum(self.diff**2) / max(y.shape[0], 1))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
+from ..errors import DlxValueError
 from ..ops import _checks
 from .base import Layer, cached, check_input
 
@@ -34,9 +35,9 @@ class BatchNorm(Layer):
         momentum = _checks.finite_number(momentum, "momentum")
         eps = _checks.finite_number(eps, "eps")
         if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+            raise DlxValueError(f"momentum must lie in [0, 1), got {momentum}")
         if not eps > 0:
-            raise ValueError(f"eps must be positive, got {eps}")
+            raise DlxValueError(f"eps must be positive, got {eps}")
         self.momentum, self.eps = momentum, eps
         dtype = _checks.float_dtype(dtype)
         self.params["gamma"] = np.ones(num_features, dtype=dtype)
@@ -61,14 +62,16 @@ class BatchNorm(Layer):
             self, x, (2, 4), f"(N, {self.num_features}) or (N, {self.num_features}, H, W)"
         )
         if x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm expects {self.num_features} features, got shape {x.shape}")
+            raise DlxValueError(
+                f"BatchNorm expects {self.num_features} features, got shape {x.shape}"
+            )
         gamma, beta = self.params["gamma"], self.params["beta"]
         if not train:
             self.cache = None
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
             return ops.batch_norm_inference(x, mean, var, gamma, beta, self.eps, inplace=inplace)
         if x.shape[0] == 0:
-            raise ValueError("BatchNorm cannot compute batch statistics of an empty batch")
+            raise DlxValueError("BatchNorm cannot compute batch statistics of an empty batch")
         x = np.ascontiguousarray(x)
         mean, var = ops.batch_norm_stats(x)
         inv_std = self._inv_std(var)

@@ -27,6 +27,7 @@ import types
 
 import numpy as np
 
+from ..errors import DlxTypeError, DlxValueError
 from . import _checks, reference
 
 __all__ = [
@@ -89,7 +90,7 @@ def _module_of(name: str) -> types.ModuleType:
 def _backend_from_env() -> str:
     name = os.environ.get("DLX_BACKEND", "cpp").strip().lower() or "cpp"
     if name not in BACKENDS:
-        raise ValueError(f"DLX_BACKEND must be one of {BACKENDS}, got {name!r}")
+        raise DlxValueError(f"DLX_BACKEND must be one of {BACKENDS}, got {name!r}")
     return name
 
 
@@ -112,7 +113,7 @@ class use_backend:
     def __init__(self, name: str) -> None:
         global _active
         if name not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+            raise DlxValueError(f"backend must be one of {BACKENDS}, got {name!r}")
         _module_of(name)  # fail now, not at the first op, if it cannot run
         self.previous = _active
         self.name = name
@@ -182,7 +183,7 @@ def set_workspace_budget(megabytes: float) -> None:
         or not isinstance(megabytes, (int, float))
         or not 0 <= megabytes < 2**40
     ):
-        raise ValueError(f"megabytes must be a finite number >= 0, got {megabytes!r}")
+        raise DlxValueError(f"megabytes must be a finite number >= 0, got {megabytes!r}")
     _module_of("cpp")._core.set_workspace_budget(int(megabytes * 2**20))
 
 
@@ -213,7 +214,7 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, pad: int = 0) -> i
     stride = _checks.integer(stride, "stride", 1)
     pad = _checks.integer(pad, "pad", 0)
     if kernel > size + 2 * pad:
-        raise ValueError(f"kernel {kernel} is larger than the padded input {size + 2 * pad}")
+        raise DlxValueError(f"kernel {kernel} is larger than the padded input {size + 2 * pad}")
     return reference.conv_output_size(size, kernel, stride, pad)
 
 
@@ -253,7 +254,7 @@ def _conv_args(x, w, stride, pad):
     w = _checks.float_array(w, "w", 4, "(FN, C, KH, KW)")
     _checks.same_dtype("w", w, "x", x)
     if w.shape[1] != x.shape[1]:
-        raise ValueError(
+        raise DlxValueError(
             f"w has {w.shape[1]} input channels (shape {w.shape}) "
             f"but x has {x.shape[1]} (shape {x.shape})"
         )
@@ -312,7 +313,7 @@ def _pool_args(x_shape, kernel_size, stride, pad):
     kernel, stride, pad = _window(kernel_size, stride, pad)
     _checks.pool_pad(kernel, pad)
     if x_shape[2] < 1 or x_shape[3] < 1:
-        raise ValueError(f"pooling needs H and W >= 1, got input shape {tuple(x_shape)}")
+        raise DlxValueError(f"pooling needs H and W >= 1, got input shape {tuple(x_shape)}")
     oh, ow = _checks.output_hw(x_shape[2:], kernel, stride, pad)
     _checks.allocation(tuple(x_shape), np.float64, "the input gradient")
     _checks.allocation((*x_shape[:2], oh, ow), np.float64, "the output")
@@ -341,7 +342,7 @@ def max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride=None, pad=0) ->
     _checks.expect_shape(dy, "dy", y_shape)
     if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int64:
         got = argmax.dtype if isinstance(argmax, np.ndarray) else type(argmax).__name__
-        raise TypeError(f"argmax must be an int64 numpy.ndarray, got {got}")
+        raise DlxTypeError(f"argmax must be an int64 numpy.ndarray, got {got}")
     _checks.expect_shape(argmax, "argmax", y_shape)
     if _active == "numpy" and argmax.size:
         # The C++ kernel checks the range itself, inside its single pass.
@@ -349,7 +350,7 @@ def max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride=None, pad=0) ->
         bad = (argmax < 0) | (argmax >= plane)
         if bad.any():
             at = int(np.flatnonzero(bad)[0])
-            raise ValueError(
+            raise DlxValueError(
                 f"argmax holds {argmax.flat[at]} at flat position {at}, "
                 f"outside the input plane [0, {plane})"
             )
@@ -399,7 +400,7 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _bn_input(x, name="x"):
     x = _checks.float_array(x, name)
     if x.ndim not in (2, 4):
-        raise ValueError(f"{name} must be (N, C) or (N, C, H, W), got shape {x.shape}")
+        raise DlxValueError(f"{name} must be (N, C) or (N, C, H, W), got shape {x.shape}")
     return x
 
 
@@ -417,7 +418,7 @@ def batch_norm_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and biased variance of x (N, C) or (N, C, H, W): each (C,)."""
     x = _bn_input(x)
     if x.shape[0] == 0 or x.size == 0:
-        raise ValueError(
+        raise DlxValueError(
             f"batch statistics need at least one value per channel, got shape {x.shape}"
         )
     return _run("batch_norm_stats", x)
@@ -439,9 +440,9 @@ def batch_norm_inference(x, mean, var, gamma, beta, eps: float = 1e-5, *, inplac
     x = _bn_input(x)
     vectors = _bn_vectors(x, mean=mean, var=var, gamma=gamma, beta=beta)
     if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.number)):
-        raise TypeError(f"eps must be a number, got {type(eps).__name__}")
+        raise DlxTypeError(f"eps must be a number, got {type(eps).__name__}")
     if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps!r}")
+        raise DlxValueError(f"eps must be positive, got {eps!r}")
     if not _checks.boolean(inplace, "inplace"):
         return _run("batch_norm_inference", x, *vectors, float(eps), False)
     _checks.updatable(x, "x")
@@ -453,7 +454,7 @@ def batch_norm_backward(dy, x, mean, inv_std, gamma):
     """Gradients of :func:`batch_norm_apply` with batch statistics: (dx, dgamma, dbeta)."""
     x = _bn_input(x)
     if x.shape[0] == 0 or x.size == 0:
-        raise ValueError(
+        raise DlxValueError(
             f"batch statistics need at least one value per channel, got shape {x.shape}"
         )
     dy = _bn_input(dy, "dy")
@@ -469,12 +470,12 @@ def _linear_args(x, w):
     w = _checks.float_array(w, "w", 2, "(IN, OUT)")
     _checks.same_dtype("w", w, "x", x)
     if w.shape[0] != x.shape[1]:
-        raise ValueError(
+        raise DlxValueError(
             f"w has {w.shape[0]} input features (shape {w.shape}) "
             f"but x has {x.shape[1]} (shape {x.shape})"
         )
     if max(*x.shape, w.shape[1]) >= 2**31:
-        raise ValueError(
+        raise DlxValueError(
             f"the BLAS takes sizes below 2**31, got x of shape {x.shape} and w of shape {w.shape}"
         )
     return x, w
@@ -537,5 +538,5 @@ def adam_step(
     scalars = {"beta1": beta1, "beta2": beta2, "lr_t": lr_t, "v_scale": v_scale, "eps": eps}
     for name, value in scalars.items():
         if not isinstance(value, (int, float, np.floating)) or isinstance(value, bool):
-            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+            raise DlxTypeError(f"{name} must be a number, got {type(value).__name__}")
     _run("adam_step", param, grad, m, v, *(float(x) for x in scalars.values()))

@@ -11,6 +11,8 @@ import scipy_openblas32  # noqa: F401
 
 from dlx import _core
 
+from ..errors import DlxValueError
+
 # GNU OpenMP's thread pool does not survive fork(): a child that entered a parallel region
 # would wait forever for threads it does not have. A forked child therefore runs the kernels
 # on its own thread; processes started with "spawn" or "forkserver" keep every core.
@@ -53,7 +55,7 @@ def _apply_cpu_capability_from_env() -> None:
         return
     name = value.lower()
     if name not in CPU_CAPABILITIES:
-        raise ValueError(
+        raise DlxValueError(
             f"DLX_CPU_CAPABILITY must be one of {', '.join(CPU_CAPABILITIES)}, got {value!r}"
         )
     _choose_cpu_capability(name)
@@ -79,7 +81,7 @@ def _apply_workspace_budget_from_env() -> None:
     except ValueError:
         megabytes = -1.0
     if not 0 <= megabytes < 2**40:
-        raise ValueError(
+        raise DlxValueError(
             f"DLX_WORKSPACE_MB must be a number of MiB >= 0 (and finite), got {value!r}"
         )
     _core.set_workspace_budget(int(megabytes * 2**20))

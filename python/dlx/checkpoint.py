@@ -32,7 +32,7 @@ from ._files import atomic_write
 from .errors import DlxFileNotFoundError, DlxTypeError, DlxValueError
 from .network import Sequential
 
-__all__ = ["FORMAT_VERSION", "CheckpointError", "load", "save"]
+__all__ = ["FORMAT_VERSION", "CheckpointError", "load", "load_training", "save"]
 
 FORMAT_VERSION = 1
 _META = "meta.npy"
@@ -49,9 +49,13 @@ class CheckpointError(DlxValueError):
     """A file that is not a valid dlx checkpoint, or one that does not fit its model."""
 
 
-def save(model: Sequential, path: str | os.PathLike) -> Path:
+def save(model: Sequential, path: str | os.PathLike, *, training: dict | None = None) -> Path:
     """Write ``model`` to ``path`` atomically: a crash mid-save leaves any old file intact,
-    and a temporary file left by a save that was killed is removed by the next save there."""
+    and a temporary file left by a save that was killed is removed by the next save there.
+
+    ``training`` (a :meth:`dlx.Trainer.state_dict`, optionally with a ``"run"`` dict of JSON
+    settings) is stored beside the model, so that :func:`load_training` can continue the
+    run; :func:`load` reads the model alone from such a file too."""
     from .registry import layer_providers
 
     if not isinstance(model, Sequential):
@@ -65,13 +69,69 @@ def save(model: Sequential, path: str | os.PathLike) -> Path:
         "config": config,
         "providers": {c["type"]: providers.get(c["type"], "unknown") for c in config["layers"]},
     }
+    arrays = {f"param/{k}": v for k, v in model.params.items()}
+    arrays.update({f"buffer/{k}": v for k, v in model.buffers.items()})
+    if training is not None:
+        meta["training"], training_arrays = _split_training(training)
+        arrays.update(training_arrays)
     members: dict[str, np.ndarray] = {
-        "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+        "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+        **arrays,
     }
-    members.update({f"param/{k}": v for k, v in model.params.items()})
-    members.update({f"buffer/{k}": v for k, v in model.buffers.items()})
-
     return atomic_write(path, lambda f: np.savez(f, **members))
+
+
+_TRAINING_KEYS = ("epoch", "history", "best_score", "waited", "optimizer", "rng", "run")
+# The model states a Trainer keeps (its best epoch's, and its last epoch's once the best was
+# put back), stored as training/<name>/<key>.npy.
+_MODEL_STATES = ("best", "last")
+
+
+def _split_training(training: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    """A Trainer state as (its JSON part, its arrays by member name)."""
+    if not isinstance(training, dict):
+        raise DlxTypeError(
+            f"training must be a Trainer.state_dict(), got {type(training).__name__}"
+        )
+    optimizer = training["optimizer"]
+    text = {k: training.get(k) for k in _TRAINING_KEYS}
+    text["optimizer"] = {
+        "type": optimizer["type"],
+        "settings": optimizer["settings"],
+        "slots": {key: sorted(slots) for key, slots in optimizer["slots"].items()},
+    }
+    arrays = {
+        f"training/optimizer/{key}/{name}": a
+        for key, slots in optimizer["slots"].items()
+        for name, a in slots.items()
+    }
+    for model_state in _MODEL_STATES:
+        held = training.get(f"{model_state}_state")
+        text[f"{model_state}_keys"] = None if held is None else sorted(held)
+        arrays.update({f"training/{model_state}/{key}": a for key, a in (held or {}).items()})
+    return text, arrays
+
+
+def _training_members(training: object) -> list[str]:
+    """The member names a checkpoint's training section declares."""
+    if not isinstance(training, dict):
+        raise CheckpointError("the training section of the metadata is not a dict")
+    optimizer = training.get("optimizer")
+    slots = optimizer.get("slots") if isinstance(optimizer, dict) else None
+    if not isinstance(slots, dict) or not all(
+        isinstance(names, list) and all(isinstance(n, str) for n in names)
+        for names in slots.values()
+    ):
+        raise CheckpointError("the training section lists no valid optimizer slots")
+    names = [f"training/optimizer/{key}/{n}.npy" for key, ns in slots.items() for n in ns]
+    for model_state in _MODEL_STATES:
+        keys = training.get(f"{model_state}_keys")
+        if keys is not None and not (
+            isinstance(keys, list) and all(isinstance(k, str) for k in keys)
+        ):
+            raise CheckpointError(f"the training section's {model_state}_keys is not a list")
+        names += [f"training/{model_state}/{key}.npy" for key in keys or []]
+    return names
 
 
 def _parse_header(f, name: str):
@@ -210,6 +270,17 @@ def _rebuild(meta: dict[str, Any], headers: dict[str, tuple]) -> Sequential:
 
 def load(path: str | os.PathLike) -> Sequential:
     """Rebuild the network saved at ``path`` through the layer registry, with its arrays."""
+    return _load(path, with_training=False)[0]
+
+
+def load_training(path: str | os.PathLike) -> tuple[Sequential, dict | None]:
+    """The network saved at ``path`` and the training state saved with it (a
+    :meth:`dlx.Trainer.state_dict` with the ``"run"`` settings, or None if the file holds
+    the model alone)."""
+    return _load(path, with_training=True)
+
+
+def _load(path: str | os.PathLike, with_training: bool) -> tuple[Sequential, dict | None]:
     path = Path(path)
     if not path.is_file():
         raise DlxFileNotFoundError(f"no checkpoint at {path}")
@@ -242,8 +313,10 @@ def load(path: str | os.PathLike) -> Sequential:
 
             expected = {f"param/{k}.npy": v for k, v in model.params.items()}
             expected.update({f"buffer/{k}.npy": v for k, v in model.buffers.items()})
-            missing = sorted(set(expected) - set(infos))
-            unexpected = sorted(set(infos) - set(expected))
+            training = meta.get("training")
+            extra = [] if training is None else _training_members(training)
+            missing = sorted((set(expected) | set(extra)) - set(infos))
+            unexpected = sorted(set(infos) - set(expected) - set(extra))
             if missing or unexpected:
                 raise CheckpointError(
                     f"{path} does not fit its model: missing {missing or 'nothing'}, "
@@ -258,10 +331,34 @@ def load(path: str | os.PathLike) -> Sequential:
                     )
             for name, target in expected.items():
                 target[...] = _read_member(archive, infos[name], _ARRAY_DTYPES, MAX_MEMBER_BYTES)
+            state = None
+            if with_training and training is not None:
+                read = {
+                    name: _read_member(archive, infos[name], _ARRAY_DTYPES, MAX_MEMBER_BYTES)
+                    for name in extra
+                }
+                state = _join_training(training, read)
     except zipfile.BadZipFile as error:
         raise CheckpointError(f"{path} is a damaged archive: {error}") from error
     except (EOFError, OSError, zipfile.LargeZipFile) as error:
         if isinstance(error, FileNotFoundError):
             raise
         raise CheckpointError(f"{path} could not be read: {error}") from error
-    return model
+    return model, state
+
+
+def _join_training(training: dict, arrays: dict[str, np.ndarray]) -> dict:
+    """The Trainer state of a checkpoint's training section and its arrays."""
+    optimizer = dict(training["optimizer"])
+    optimizer["slots"] = {
+        key: {n: arrays[f"training/optimizer/{key}/{n}.npy"] for n in names}
+        for key, names in optimizer["slots"].items()
+    }
+    state = {k: training.get(k) for k in _TRAINING_KEYS}
+    state["optimizer"] = optimizer
+    for model_state in _MODEL_STATES:
+        keys = training.get(f"{model_state}_keys")
+        state[f"{model_state}_state"] = (
+            None if keys is None else {k: arrays[f"training/{model_state}/{k}.npy"] for k in keys}
+        )
+    return state

@@ -106,6 +106,18 @@ def _load_model_for_summary(spec: str, input_shape):
 
 
 # -- train ----------------------------------------------------------------------------
+# The settings a run keeps in its checkpoint and continues with when it is resumed.
+RUN_SETTINGS = (
+    "model",
+    "dataset",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "weight_init",
+    "val_fraction",
+    "seed",
+)
 # The files of a training run; a folder holding any of them holds a run.
 RUN_FILES = ("model.json", "model.npz", "history.json", "history.csv", "curves.png")
 # The signals that stop a run, and the exit status each gives (128 + its number).
@@ -154,6 +166,35 @@ def _stop_signals_deferred():
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _resumed_run(args):
+    """(checkpoint path, model, training state) of the run --resume names, after checking
+    that no flag given with it asks for another setting than the run's own."""
+    from .checkpoint import load_training
+
+    if args.out is not None or args.overwrite:
+        raise DlxValueError(
+            "--resume continues in the run's own folder: leave out --out and --overwrite"
+        )
+    path = Path(args.resume)
+    checkpoint = path / "model.npz" if path.is_dir() else path
+    net, state = load_training(checkpoint)
+    run = state.get("run") if state is not None else None
+    if not isinstance(run, dict) or set(run) != set(RUN_SETTINGS):
+        raise DlxValueError(
+            f"{checkpoint} holds no training state to resume from (a model saved without "
+            "it, or by another version of dlx)"
+        )
+    for name in RUN_SETTINGS:
+        given = getattr(args, name)
+        if given != args.train_defaults[name] and given != run[name]:
+            flag = "--" + name.replace("_", "-")
+            raise DlxValueError(
+                f"{flag} {given} differs from the run's own {run[name]!r}: a resumed run keeps "
+                "its settings (only --epochs, the total, and --no-progress apply)"
+            )
+    return checkpoint, net, state
 
 
 def _claim_run_folder(out: str | None, overwrite: bool, config: dict) -> Path:
@@ -226,16 +267,27 @@ def train(args) -> int:
     from .plots import plot_history
     from .trainer import Trainer
 
+    resumed = _resumed_run(args) if args.resume else None
+    if resumed is not None:
+        checkpoint, net, state = resumed
+        for name, value in state["run"].items():  # the run continues with its own settings
+            setattr(args, name, value)
     seed(args.seed)
     (x_train, t_train), (x_test, t_test) = datasets.load_dataset(args.dataset)
     (x_train, t_train), (x_val, t_val) = datasets.train_val_split(
         x_train, t_train, args.val_fraction, np.random.default_rng(args.seed)
     )
-    net = build_model(args.model, x_train.shape[1:], weight_init=args.weight_init)
+    if resumed is None:
+        net = build_model(args.model, x_train.shape[1:], weight_init=args.weight_init)
+        if args.weight_decay is not None:  # a flag the user passed overrides the config's
+            net.weight_decay = args.weight_decay
     optimizer = get_optimizer(args.optimizer, lr=args.lr)
-    if args.weight_decay is not None:  # a flag the user passed overrides the config's value
-        net.weight_decay = args.weight_decay
-    out = _claim_run_folder(args.out, args.overwrite, net.to_config())
+    run_settings = {name: getattr(args, name) for name in RUN_SETTINGS}
+    if resumed is None:
+        out = _claim_run_folder(args.out, args.overwrite, net.to_config())
+        checkpoint = out / "model.npz"
+    else:
+        out = checkpoint.parent
     print(
         f"dlx train: {args.model} on {args.dataset} ({len(x_train)} train, {len(x_val)} validation, "
         f"{len(x_test)} test), {args.epochs} epochs, batch {args.batch_size}, "
@@ -243,13 +295,11 @@ def train(args) -> int:
         f"({net.regularization}), seed {args.seed}"
     )
     print(f"writing to {out}/")
-
-    checkpoint = out / "model.npz"
     last_saved = [0]
 
     def on_epoch_end(epoch, record):
         with _stop_signals_deferred():
-            save(net, checkpoint)
+            save(net, checkpoint, training={**trainer.state_dict(), "run": run_settings})
             last_saved[0] = epoch
         tqdm.write(
             f"epoch {epoch:3d}/{args.epochs}  loss {record['train_loss']:.4f}  "
@@ -266,11 +316,15 @@ def train(args) -> int:
         train_eval_samples=min(len(x_train), 10000),
         on_epoch_end=on_epoch_end,
     )
+    if resumed is not None:
+        trainer.load_state_dict(state)
+        last_saved[0] = trainer.epoch
+        print(f"resuming after epoch {trainer.epoch} of {checkpoint}")
     started = time.perf_counter()
     stopped: str | None = None
     with _stop_signals_handled():
         try:
-            trainer.fit(x_train, t_train, x_val, t_val)
+            trainer.fit(x_train, t_train, x_val, t_val, resume=resumed is not None)
         except _Stopped as signal_stop:
             stopped = signal_stop.name
         history = trainer.history
@@ -494,8 +548,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite", action="store_true", help="replace the run the --out folder holds"
     )
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue the run in this folder (or checkpoint) to --epochs in total",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=train)
+    p.set_defaults(train_defaults={name: p.get_default(name) for name in RUN_SETTINGS})
 
     p = commands.add_parser("evaluate", help="accuracy and confusion matrix of a checkpoint")
     p.add_argument("checkpoint")
@@ -544,11 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     exit status 2; anything else is a bug and shows its traceback."""
     from .errors import DlxError
 
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    run = getattr(args, "run", edge_demo)
     try:
-        return run(args)
+        args = make_parser().parse_args(argv)
+        return getattr(args, "run", edge_demo)(args)
     except DlxError as error:
         print(f"dlx: error: {error}", file=sys.stderr)
         return 2

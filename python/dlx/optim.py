@@ -80,6 +80,39 @@ class Optimizer:
         serves the NumPy reference of the fused Adam update.)"""
         ops.reference.decay(state, rate)
 
+    def state_dict(self) -> dict:
+        """Everything the next update depends on, as copies: ``settings`` (the
+        hyperparameters, and Adam's step count) and ``slots`` (each parameter's moments)."""
+        return {
+            "type": type(self).__name__,
+            "settings": {k: v for k, v in vars(self).items() if k != "state"},
+            "slots": {key: {n: a.copy() for n, a in s.items()} for key, s in self.state.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` of an optimizer of the same type and settings'
+        names (the values, the learning rate included, are taken from ``state``)."""
+        if not isinstance(state, dict) or state.get("type") != type(self).__name__:
+            got = state.get("type") if isinstance(state, dict) else type(state).__name__
+            raise DlxValueError(f"the state is of a {got} optimizer, not of {type(self).__name__}")
+        settings, slots = state.get("settings"), state.get("slots")
+        mine = {k for k in vars(self) if k != "state"}
+        if not isinstance(settings, dict) or set(settings) != mine:
+            raise DlxValueError(
+                f"the state's settings {sorted(settings or {})} are not {type(self).__name__}'s "
+                f"{sorted(mine)}"
+            )
+        if not isinstance(slots, dict) or not all(
+            isinstance(s, dict) and all(isinstance(a, np.ndarray) for a in s.values())
+            for s in slots.values()
+        ):
+            raise DlxTypeError("the state's slots must map each key to a dict of arrays")
+        for name, value in settings.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise DlxTypeError(f"the setting {name!r} must be a number, got {value!r}")
+            setattr(self, name, type(getattr(self, name))(value))
+        self.state = {key: {n: a.copy() for n, a in s.items()} for key, s in slots.items()}
+
     def _slot(self, key: str, name: str, like: np.ndarray) -> np.ndarray:
         slots = self.state.setdefault(key, {})
         if name not in slots:

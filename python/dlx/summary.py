@@ -2,41 +2,35 @@
 
 from __future__ import annotations
 
-from .layers import Affine, Conv2d
 from .layers.base import Layer
 
 
 def multiply_adds(
     layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...], batch: int
-) -> int:
-    """Multiply-accumulate operations of one forward pass over ``batch`` samples.
-
-    A convolution costs N * FN * OH * OW * C * KH * KW: every output element is a dot
-    product over one C x KH x KW window. An Affine layer costs N * in * out.
-    """
-    if isinstance(layer, Conv2d):
-        fn, c, kh, kw = layer.params["W"].shape
-        return batch * fn * out_shape[1] * out_shape[2] * c * kh * kw
-    if isinstance(layer, Affine):
-        return batch * layer.in_features * layer.out_features
-    return 0
+) -> int | None:
+    """Multiply-accumulate operations of one forward pass over ``batch`` samples, as the layer
+    reports them (:meth:`dlx.Layer.multiply_adds`), or None where it does not."""
+    per_sample = layer.multiply_adds(tuple(in_shape), tuple(out_shape))
+    return None if per_sample is None else batch * int(per_sample)
 
 
 def summarize(net, input_shape: tuple[int, ...], batch_size: int = 1) -> str:
     rows = [("layer", "output shape", "params", "mult-adds")]
     shape = tuple(input_shape)
     total_params = total_macs = 0
+    unknown = False  # a layer with parameters that does not report its multiply-adds
     for i, layer in enumerate(net.layers):
         out = layer.output_shape(shape)
         params = int(sum(p.size for p in layer.params.values()))
         macs = multiply_adds(layer, shape, out, batch_size)
-        rows.append(
-            (f"{i} {type(layer).__name__}", str((batch_size, *out)), f"{params:,}", f"{macs:,}")
-        )
+        shown = "?" if macs is None else f"{macs:,}"
+        rows.append((f"{i} {type(layer).__name__}", str((batch_size, *out)), f"{params:,}", shown))
         total_params += params
-        total_macs += macs
+        unknown = unknown or macs is None
+        total_macs += macs or 0
         shape = out
-    rows.append(("total", "", f"{total_params:,}", f"{total_macs:,}"))
+    total = f"{total_macs:,}" + (" + ?" if unknown else "")
+    rows.append(("total", "", f"{total_params:,}", total))
     widths = [max(len(r[k]) for r in rows) for k in range(4)]
     lines = []
     for j, r in enumerate(rows):

@@ -17,6 +17,10 @@ from .optim import Optimizer, get_optimizer
 __all__ = ["Trainer"]
 
 
+def _copied(state: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
+    return None if state is None else {k: v.copy() for k, v in state.items()}
+
+
 class Trainer:
     """Trains a :class:`~dlx.Sequential` with mini-batches.
 
@@ -72,6 +76,55 @@ class Trainer:
         self.rng = rng
         self.on_epoch_end = on_epoch_end
         self.history: dict[str, list[float]] = {}
+        self.epoch = 0  # epochs completed
+        # Early stopping's record: the best score so far, the epochs since, that epoch's model.
+        self._best_score: float | None = None
+        self._waited = 0
+        self._best_state: dict[str, np.ndarray] | None = None
+        # The last epoch's model, kept when early stopping put the best epoch's back.
+        self._last_state: dict[str, np.ndarray] | None = None
+
+    def _generator(self) -> np.random.Generator:
+        return get_rng() if self.rng is None else self.rng
+
+    def state_dict(self) -> dict:
+        """What training needs to continue exactly where it is: the epochs completed, the
+        history, early stopping's record (with the best epoch's model), the optimizer's state
+        and the shuffling generator's state (dlx's generator, which Dropout also draws from,
+        unless the Trainer has one of its own). :func:`dlx.save` stores it beside the model
+        (``training=``) and :func:`dlx.checkpoint.load_training` gives it back."""
+        return {
+            "epoch": self.epoch,
+            "history": {k: list(v) for k, v in self.history.items()},
+            "best_score": self._best_score,
+            "waited": self._waited,
+            "best_state": _copied(self._best_state),
+            "last_state": _copied(self._last_state),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self._generator().bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Take up a :meth:`state_dict`; :meth:`fit` with ``resume=True`` then continues."""
+        if not isinstance(state, dict):
+            raise DlxTypeError(f"state must be a dict, got {type(state).__name__}")
+        epoch, history = state.get("epoch"), state.get("history")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise DlxValueError(f"the state's epoch must be an int >= 0, got {epoch!r}")
+        if not isinstance(history, dict) or not all(
+            isinstance(v, list) and len(v) == epoch for v in history.values()
+        ):
+            raise DlxValueError(f"the state's history must hold {epoch} values per key")
+        self.optimizer.load_state_dict(state.get("optimizer"))
+        generator = self._generator()
+        try:
+            generator.bit_generator.state = state.get("rng")
+        except (TypeError, ValueError, KeyError) as error:
+            raise DlxValueError(f"the state's generator state does not fit: {error}") from error
+        self.epoch, self.history = epoch, {k: list(v) for k, v in history.items()}
+        self._best_score, self._waited = state.get("best_score"), int(state.get("waited", 0))
+        self._best_state = _copied(state.get("best_state"))
+        self._last_state = _copied(state.get("last_state"))
 
     def _evaluate(self, x, t) -> tuple[float, float]:
         """(mean loss, accuracy) in inference mode, in batches."""
@@ -89,9 +142,22 @@ class Trainer:
         return total / len(x) + net.penalty(), correct / len(x)
 
     def fit(
-        self, x_train, t_train, x_val=None, t_val=None, x_test=None, t_test=None
+        self,
+        x_train,
+        t_train,
+        x_val=None,
+        t_val=None,
+        x_test=None,
+        t_test=None,
+        *,
+        resume: bool = False,
     ) -> dict[str, list[float]]:
-        """Train for ``epochs`` epochs; returns (and keeps) the history."""
+        """Train for ``epochs`` epochs; returns (and keeps) the history.
+
+        With ``resume=True`` training continues after the epochs already completed (as
+        :meth:`load_state_dict` or an earlier fit left them) up to ``epochs`` in total, with
+        the same history and early-stopping record: stopping after epoch 2 and resuming to 4
+        gives the weights and history of an uninterrupted 4-epoch run, bit for bit."""
         if len(x_train) != len(t_train):
             raise DlxValueError(
                 f"x_train has {len(x_train)} samples but t_train has {len(t_train)}"
@@ -103,14 +169,24 @@ class Trainer:
         if self.early_stopping and x_val is None:
             raise DlxValueError("early_stopping needs a validation set (x_val, t_val)")
 
-        rng = get_rng() if self.rng is None else self.rng
+        if not isinstance(resume, bool):
+            raise DlxTypeError(f"resume must be True or False, got {resume!r}")
+        if not resume:
+            self.epoch, self.history = 0, {}
+            self._best_score, self._waited, self._best_state = None, 0, None
+        elif self._last_state is not None:  # continue from the last epoch, not the best
+            self.network.load_state_dict(self._last_state)
+        self._last_state = None
+        rng = self._generator()
         net, n = self.network, len(x_train)
         batches = math.ceil(n / self.batch_size)
-        best_score, best_state, waited = None, None, 0
-        history: dict[str, list[float]] = {}
-        self.history = history
+        history = self.history
+        # A run that early stopping ended stays ended when it is resumed.
+        stopped_early = bool(self.early_stopping) and self._waited >= self.early_stopping
 
-        for epoch in range(1, self.epochs + 1):
+        for epoch in range(self.epoch + 1, self.epochs + 1):
+            if stopped_early:
+                break
             started = time.perf_counter()
             order = rng.permutation(n)
             losses = []
@@ -151,19 +227,23 @@ class Trainer:
             record["seconds"] = time.perf_counter() - started
             for key, value in record.items():
                 history.setdefault(key, []).append(value)
+            self.epoch = epoch
+            if self.early_stopping:
+                score = record[self.monitor] * (1 if self.monitor == "val_acc" else -1)
+                if self._best_score is None or score > self._best_score:
+                    self._best_score, self._waited = score, 0
+                    self._best_state = net.state_dict()
+                else:
+                    self._waited += 1
+                    stopped_early = self._waited >= self.early_stopping
+            # The callback sees the epoch complete, early stopping's record included, so a
+            # checkpoint it writes (with state_dict()) resumes exactly from here.
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch, record)
 
-            if self.early_stopping:
-                score = record[self.monitor] * (1 if self.monitor == "val_acc" else -1)
-                if best_score is None or score > best_score:
-                    best_score, waited = score, 0
-                    best_state = net.state_dict()
-                else:
-                    waited += 1
-                    if waited >= self.early_stopping:
-                        break
-
-        if best_state is not None:  # the weights and the BatchNorm statistics of the best epoch
-            net.load_state_dict(best_state)
+        if self._best_state is not None and self._waited:
+            # The best epoch's weights and BatchNorm statistics; the last epoch's are kept
+            # for a resumed run to continue from.
+            self._last_state = net.state_dict()
+            net.load_state_dict(self._best_state)
         return history

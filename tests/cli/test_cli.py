@@ -360,17 +360,21 @@ def test_evaluate_any_number_of_classes(tmp_path):
     [
         ({"DLX_NUM_THREADS": "0"}, "DLX_NUM_THREADS must be a positive integer, got '0'"),
         ({"DLX_BACKEND": "gpu"}, "DLX_BACKEND must be one of"),
+        ({"DLX_CPU_CAPABILITY": "sse9"}, "DLX_CPU_CAPABILITY must be one of"),
+        ({"DLX_WORKSPACE_MB": "lots"}, "DLX_WORKSPACE_MB must be a number of MiB"),
     ],
 )
-def test_bad_settings_name_the_setting(env, message):
+def test_bad_settings_get_one_line_naming_the_setting(env, message):
     result = subprocess.run(
-        [sys.executable, "-c", "import dlx"],
+        [sys.executable, "-m", "dlx", "train", "--epochs", "1"],
         capture_output=True,
         text=True,
         env={**os.environ, **env},
         timeout=120,
     )
-    assert result.returncode != 0 and message in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dlx: error: ") and message in lines[0]
 
 
 def test_an_unexpected_error_shows_its_traceback_and_asks_for_a_report(tmp_path):
@@ -386,3 +390,62 @@ def test_an_unexpected_error_shows_its_traceback_and_asks_for_a_report(tmp_path)
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "ZeroDivisionError: a bug" in result.stderr
     assert "this is a bug in dlx" in result.stderr
+
+
+def _history_without_timings(folder):
+    history = json.loads((folder / "history.json").read_text())
+    return {k: v for k, v in history.items() if k not in ("train_seconds", "seconds")}
+
+
+def test_resume_continues_a_run_bit_for_bit(tmp_path):
+    common = ["train", "--model", "deepconvnet-bn", "--no-progress", "--optimizer", "momentum"]
+    common += ["--lr", "0.01", "--seed", "5"]
+    whole = dlx_cli(*common, "--epochs", "3", "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    half = dlx_cli(*common, "--epochs", "1", "--out", str(tmp_path / "half"))
+    assert half.returncode == 0, half.stderr
+    resumed = dlx_cli("train", "--resume", str(tmp_path / "half"), "--epochs", "3", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 1" in resumed.stdout
+    assert _history_without_timings(tmp_path / "half") == _history_without_timings(
+        tmp_path / "whole"
+    )
+    a, b = dlx.load(tmp_path / "whole" / "model.npz"), dlx.load(tmp_path / "half" / "model.npz")
+    for key, value in a.state_dict().items():
+        np.testing.assert_array_equal(b.state_dict()[key], value, err_msg=key)
+    test_line = [line for line in whole.stdout.splitlines() if line.startswith("test accuracy")]
+    assert test_line[0].split()[2] in resumed.stdout
+
+
+def test_resume_refuses_other_settings_and_model_only_files(tmp_path):
+    run = dlx_cli(
+        "train", "--model", "mlp", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "r")
+    )
+    assert run.returncode == 0, run.stderr
+    other = dlx_cli("train", "--resume", str(tmp_path / "r"), "--lr", "0.5", "--epochs", "2")
+    assert other.returncode == 2 and "--lr 0.5 differs from the run's own 0.001" in other.stderr
+    dlx.save(dlx.models.mlp(784, [10], 10), tmp_path / "plain.npz")
+    plain = dlx_cli("train", "--resume", str(tmp_path / "plain.npz"), "--epochs", "2")
+    assert plain.returncode == 2 and "holds no training state to resume from" in plain.stderr
+
+
+def test_a_run_stopped_by_sigterm_resumes(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlx", "train", "--model", "mlp", "--epochs", "400"]
+        + ["--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "model.npz").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)  # into a later epoch
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    done = len(json.loads((out / "history.json").read_text())["epoch"])
+    resumed = dlx_cli("train", "--resume", str(out), "--epochs", str(done + 2), "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "history.json").read_text())["epoch"] == list(range(1, done + 3))

@@ -67,9 +67,9 @@ def test_the_environment_selects_each_supported_level(level):
     assert "Warning" not in result.stderr
 
 
-def test_an_unknown_level_is_a_clear_error():
-    result = _python("import dlx", DLX_CPU_CAPABILITY="sse9")
-    assert result.returncode != 0
+def test_an_unknown_level_is_a_clear_error_at_the_first_op():
+    result = _python(FIRST_OP, DLX_CPU_CAPABILITY="sse9")
+    assert result.returncode != 0 and result.stdout.strip() == "imported"
     assert (
         "ValueError: DLX_CPU_CAPABILITY must be one of baseline, avx2, avx512, got 'sse9'"
         in result.stderr
@@ -100,6 +100,9 @@ class _CoreOfAnAvx2Cpu:
     def set_cpu_capability(self, name):
         assert name in self.supported_capabilities()
         self.level = name
+
+
+FIRST_OP = "import dlx, numpy as np\nprint('imported')\ndlx.ops.relu(np.zeros(3))"
 
 
 def test_the_fallback_is_the_widest_level_below_the_request(monkeypatch):

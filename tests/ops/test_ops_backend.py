@@ -22,18 +22,41 @@ def test_use_backend_as_context_manager_restores():
     assert ops.backend() == "cpp"
 
 
-def test_use_backend_as_a_call():
-    ops.use_backend("numpy")
+def test_set_backend_switches_the_process_and_a_block_takes_precedence():
+    ops.set_backend("numpy")
     try:
         assert ops.backend() == "numpy"
+        with ops.use_backend("cpp"):
+            assert ops.backend() == "cpp"
+        assert ops.backend() == "numpy"
     finally:
-        ops.use_backend("cpp")
+        ops.set_backend("cpp")
     assert ops.backend() == "cpp"
+
+
+def test_use_backend_without_with_warns_and_changes_nothing():
+    with pytest.warns(RuntimeWarning, match=r"only inside a `with` block.*set_backend\('numpy'\)"):
+        ops.use_backend("numpy")
+    assert ops.backend() == "cpp"
+
+
+def test_use_backend_is_local_to_its_thread():
+    import threading
+
+    seen = []
+    with ops.use_backend("numpy"):
+        worker = threading.Thread(target=lambda: seen.append(ops.backend()))
+        worker.start()
+        worker.join()
+        assert ops.backend() == "numpy"
+    assert seen == ["cpp"]
 
 
 def test_unknown_backend():
     with pytest.raises(ValueError, match=r"backend must be one of \('cpp', 'numpy'\), got 'cuda'"):
         ops.use_backend("cuda")
+    with pytest.raises(ValueError, match=r"backend must be one of"):
+        ops.set_backend("cuda")
     assert ops.backend() == "cpp"
 
 
@@ -54,8 +77,9 @@ def test_environment_variable_selects_numpy():
 
 
 def test_environment_variable_rejects_unknown_names():
-    result = _run("import dlx.ops", DLX_BACKEND="gpu")
-    assert result.returncode != 0
+    script = "import dlx.ops, numpy as np\nprint(1)\ndlx.ops.relu(np.zeros(3))"
+    result = _run(script, DLX_BACKEND="gpu")
+    assert result.returncode != 0 and result.stdout.strip() == "1"
     assert "DLX_BACKEND must be one of ('cpp', 'numpy'), got 'gpu'" in result.stderr
 
 

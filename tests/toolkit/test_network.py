@@ -307,6 +307,29 @@ def test_summary_counts_parameters_and_multiply_adds():
     assert text.splitlines()[-1].split()[1:] == ["433,890", "86,500,000"]
 
 
+def test_summary_counts_what_plugin_layers_report():
+    class Scale(dlx.Layer):  # one weight per feature: reports N * features multiply-adds
+        def __init__(self, n):
+            super().__init__()
+            self.params["w"] = np.ones(n, np.float32)
+
+        def forward(self, x, train=True):
+            return x * self.params["w"]
+
+        def multiply_adds(self, input_shape, output_shape):
+            return int(np.prod(input_shape))
+
+    class Unreported(Scale):
+        multiply_adds = dlx.Layer.multiply_adds
+
+    net = dlx.Sequential([dlx.layers.Affine(4, 6), Scale(6), dlx.layers.ReLU()])
+    rows = net.summary((4,), batch_size=10).splitlines()
+    assert rows[3].split()[-1] == "60" and rows[4].split()[-1] == "0"
+    assert rows[-1].split()[-1] == "300"  # 10 * 4 * 6 + 60
+    rows = dlx.Sequential([dlx.layers.Affine(4, 6), Unreported(6)]).summary((4,)).splitlines()
+    assert rows[3].split()[-1] == "?" and rows[-1].endswith("24 + ?")
+
+
 @pytest.mark.parametrize(
     ("layer", "error", "message"),
     [

@@ -111,6 +111,15 @@ class Layer:
         y = self.forward(np.zeros((1, *input_shape), dtype=dtype), train=False)
         return tuple(y.shape[1:])
 
+    def multiply_adds(
+        self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]
+    ) -> int | None:
+        """Multiply-accumulate operations of one sample's forward pass (shapes without the
+        batch axis), as ``dlx summary`` counts them: the products of the weights with the
+        input. A layer without parameters costs 0 by this count; a layer with parameters that
+        does not say returns None (shown as unknown)."""
+        return None if self.params else 0
+
     def config_args(self) -> dict[str, Any]:
         """The constructor arguments as JSON values: dtypes by name, generators left out."""
         args: dict[str, Any] = {}

@@ -82,6 +82,11 @@ class Conv2d(Layer):
             params["b"] = (fn,)
         return {"params": params, "buffers": {}}
 
+    def multiply_adds(self, input_shape, output_shape):
+        """FN * OH * OW * C * KH * KW: each output element is a dot product over a window."""
+        fn, c, kh, kw = self.params["W"].shape
+        return fn * output_shape[1] * output_shape[2] * c * kh * kw
+
     def forward(self, x, train=True):
         x = check_input(self, x, 4, f"(N, {self.in_channels}, H, W)")
         if x.shape[1] != self.in_channels:

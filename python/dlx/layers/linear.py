@@ -57,6 +57,9 @@ class Affine(Layer):
         w_out = _checks.integer(args["out_features"], "out_features", 1)
         return {"params": {"W": (w_in, w_out), "b": (w_out,)}, "buffers": {}}
 
+    def multiply_adds(self, input_shape, output_shape):
+        return self.in_features * self.out_features
+
     def forward(self, x, train=True):
         x = check_input(self, x, tuple(range(2, 9)), f"(N, {self.in_features}) or (N, ...)")
         features = math.prod(x.shape[1:])

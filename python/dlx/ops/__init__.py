@@ -16,14 +16,17 @@ Shapes::
     y    (N, FN, OH, OW)      OH = (H + 2*PH - KH) // SH + 1,  OW likewise
     col  (N*OH*OW, C*KH*KW)
 
-Choose the backend with ``use_backend("numpy")`` (also a context manager) or the environment
-variable ``DLX_BACKEND``; :func:`backend` names the active one.
+Choose the backend for a block with ``with use_backend("numpy"):``, for the whole process
+with :func:`set_backend` or the environment variable ``DLX_BACKEND``; :func:`backend` names
+the active one.
 """
 
 from __future__ import annotations
 
 import os
 import types
+import warnings
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -56,6 +59,7 @@ __all__ = [
     "release_workspace",
     "relu",
     "relu_backward",
+    "set_backend",
     "set_workspace_budget",
     "use_backend",
     "workspace_budget",
@@ -71,12 +75,27 @@ except ImportError as error:  # a source tree without the built extension
     _native_error: ImportError | None = error
 else:
     _native_error = None
-    from .. import threads as _threads
 
-    _threads._apply_environment()
+# A bad DLX_* setting is reported by the first op (and by every op after it), not by
+# `import dlx`: the command line then shows it as one line, like any other mistake.
+_environment_error: DlxValueError | None = None
+
+
+def _apply_environment() -> None:
+    global _environment_error
+    from .. import threads
+
+    try:
+        if _native is not None:
+            _native._apply_environment()
+            threads._apply_environment()
+    except DlxValueError as error:
+        _environment_error = error
 
 
 def _module_of(name: str) -> types.ModuleType:
+    if _environment_error is not None:
+        raise DlxValueError(str(_environment_error))
     if name == "numpy":
         return reference
     if _native is None:
@@ -87,6 +106,9 @@ def _module_of(name: str) -> types.ModuleType:
     return _native
 
 
+_apply_environment()
+
+
 def _backend_from_env() -> str:
     name = os.environ.get("DLX_BACKEND", "cpp").strip().lower() or "cpp"
     if name not in BACKENDS:
@@ -94,16 +116,38 @@ def _backend_from_env() -> str:
     return name
 
 
-_active = _backend_from_env()
+def _checked_backend(name: object) -> str:
+    if name not in BACKENDS:
+        raise DlxValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    _module_of(name)  # fail now, not at the first op, if it cannot run
+    return name  # type: ignore[return-value]
+
+
+# The process's backend (set_backend, DLX_BACKEND), and the one a `with use_backend(...)`
+# block chose in this thread or task, which takes precedence inside the block.
+try:
+    _process_backend = _backend_from_env()
+except DlxValueError as error:
+    _process_backend, _environment_error = "cpp", error
+_block_backend: ContextVar[str | None] = ContextVar("dlx_ops_backend", default=None)
 
 
 def backend() -> str:
     """The name of the active backend: ``"cpp"`` or ``"numpy"``."""
-    return _active
+    return _block_backend.get() or _process_backend
+
+
+def set_backend(name: str) -> None:
+    """Run the ops of the whole process on ``name`` (``"cpp"`` or ``"numpy"``) from now on,
+    outside ``with use_backend(...)`` blocks."""
+    global _process_backend
+    _process_backend = _checked_backend(name)
 
 
 class use_backend:
-    """Switch the active backend; as a context manager, switch back on exit.
+    """A ``with`` block whose ops run on ``name``; other threads, and asyncio tasks, keep
+    theirs (the choice lives in a :class:`contextvars.ContextVar`). To switch the whole
+    process, call :func:`set_backend`.
 
     >>> with use_backend("numpy"):
     ...     backend()
@@ -111,20 +155,27 @@ class use_backend:
     """
 
     def __init__(self, name: str) -> None:
-        global _active
-        if name not in BACKENDS:
-            raise DlxValueError(f"backend must be one of {BACKENDS}, got {name!r}")
-        _module_of(name)  # fail now, not at the first op, if it cannot run
-        self.previous = _active
-        self.name = name
-        _active = name
+        self.name = _checked_backend(name)
+        self._token = None
+        self._entered = False
 
     def __enter__(self) -> use_backend:
+        self._entered = True
+        self._token = _block_backend.set(self.name)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        global _active
-        _active = self.previous
+        _block_backend.reset(self._token)
+
+    def __del__(self) -> None:
+        # Calling it without `with` once switched the process; now it would do nothing.
+        if not getattr(self, "_entered", True):
+            warnings.warn(
+                f"use_backend({self.name!r}) switches the backend only inside a `with` block; "
+                f"to switch the whole process, call dlx.ops.set_backend({self.name!r})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def __repr__(self) -> str:
         return f"use_backend({self.name!r})"
@@ -133,7 +184,7 @@ class use_backend:
 def _run(name: str, *args):
     """Call ``name`` on the active backend, with every array argument made C-contiguous."""
     args = tuple(np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args)
-    return getattr(_module_of(_active), name)(*args)
+    return getattr(_module_of(backend()), name)(*args)
 
 
 def conv2d_plan(x: np.ndarray, w: np.ndarray, stride=1, pad=0) -> dict:
@@ -344,7 +395,7 @@ def max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride=None, pad=0) ->
         got = argmax.dtype if isinstance(argmax, np.ndarray) else type(argmax).__name__
         raise DlxTypeError(f"argmax must be an int64 numpy.ndarray, got {got}")
     _checks.expect_shape(argmax, "argmax", y_shape)
-    if _active == "numpy" and argmax.size:
+    if backend() == "numpy" and argmax.size:
         # The C++ kernel checks the range itself, inside its single pass.
         plane = x_shape[2] * x_shape[3]
         bad = (argmax < 0) | (argmax >= plane)

@@ -61,9 +61,6 @@ def _apply_cpu_capability_from_env() -> None:
     _choose_cpu_capability(name)
 
 
-_apply_cpu_capability_from_env()
-
-
 def cpu_capability():
     return _core.cpu_capability()
 
@@ -87,7 +84,10 @@ def _apply_workspace_budget_from_env() -> None:
     _core.set_workspace_budget(int(megabytes * 2**20))
 
 
-_apply_workspace_budget_from_env()
+def _apply_environment() -> None:
+    """DLX_CPU_CAPABILITY and DLX_WORKSPACE_MB (dlx.ops applies them at import)."""
+    _apply_cpu_capability_from_env()
+    _apply_workspace_budget_from_env()
 
 
 def im2col(x, kernel_size, stride, pad):

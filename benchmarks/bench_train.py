@@ -39,6 +39,7 @@ def main() -> None:
         "SimpleConvNet": dlx.models.simple_conv_net,
         "DeepConvNet": dlx.models.deep_conv_net,
         "DeepConvNet+BN": lambda: dlx.models.deep_conv_net(batchnorm=True),
+        "ResNet-20": lambda: dlx.models.resnet(20),
     }
     print(
         f"dlx {dlx.__version__}, torch {torch.__version__ if torch else 'not installed'}, "

@@ -9,8 +9,9 @@ images): dlx, the same model in PyTorch, or both. Adam, learning rate 1e-3, batc
 the other, so that a machine whose speed drifts slows both alike. Time per epoch is the
 training alone (the mini-batches), without the test-set evaluation that follows it.
 
-dlx's models are built with ``--weight-init`` (default ``uniform``, PyTorch's default for
-Linear and Conv2d weights), so that the two train the same model; dlx's own default is He.
+Both frameworks start from the same weights: the dlx model built with ``--weight-init``
+(default ``uniform``, PyTorch's default for Linear and Conv2d weights) and the same seed, and
+its PyTorch twin (``torch_twin.py``) with those weights copied; dlx's own default is He.
 Behind BatchNorm the difference matters: He weights are 2.4 times larger, which slows
 Adam's progress on them (about 0.8 points lower test accuracy after 10 epochs here).
 
@@ -47,19 +48,16 @@ def dlx_epochs(model, x, t, xt, tt, epochs, seed, weight_init) -> Iterator[dict]
         }
 
 
-def torch_epochs(model, x, t, xt, tt, epochs, seed, weight_init=None) -> Iterator[dict]:
+def torch_epochs(model, x, t, xt, tt, epochs, seed, weight_init) -> Iterator[dict]:
+    import dlx
     import torch
-    from bench_train import torch_models
+    from dlx.cli import build_model
+    from torch_twin import torch_twin
 
     torch.manual_seed(seed)
     torch.set_num_threads(os.cpu_count())
-    net = torch_models(torch)[
-        {
-            "simpleconvnet": "SimpleConvNet",
-            "deepconvnet": "DeepConvNet",
-            "deepconvnet-bn": "DeepConvNet+BN",
-        }[model]
-    ]()
+    dlx.seed(seed)  # the same architecture and initial weights as dlx_epochs
+    net = torch_twin(build_model(model, x.shape[1:], weight_init=weight_init), x.shape[1:])
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     tx, tt_, txt = torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(xt)
@@ -87,7 +85,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--model",
-        choices=["simpleconvnet", "deepconvnet", "deepconvnet-bn"],
+        choices=["simpleconvnet", "deepconvnet", "deepconvnet-bn", "resnet20"],
         default="simpleconvnet",
     )
     parser.add_argument("--framework", choices=["dlx", "torch", "both"], default="dlx")
@@ -120,7 +118,7 @@ def main() -> None:
                 {
                     "framework": name,
                     "model": args.model,
-                    "weight_init": args.weight_init if name == "dlx" else "pytorch default",
+                    "weight_init": args.weight_init,
                     "epochs": args.epochs,
                     "final_test_acc": done[-1]["test_acc"],
                     "best_test_acc": max(r["test_acc"] for r in done),

@@ -7,7 +7,8 @@ The pieces, in the order a course meets them:
 - :mod:`dlx.graph`: Add and Mul nodes of a computational graph
 - :mod:`dlx.layers`: layers with forward and backward (``dlx.Layer`` is their base)
 - :mod:`dlx.optim` and :mod:`dlx.init`: optimizers and weight initialisation
-- :class:`dlx.Sequential`, :mod:`dlx.models` and :class:`dlx.Trainer`: networks and training
+- :class:`dlx.Sequential`, :class:`dlx.Model` (graphs wired from :func:`dlx.Input`),
+  :mod:`dlx.models` and :class:`dlx.Trainer`: networks and training
 - :mod:`dlx.ops`: the convolution and pooling kernels (C++, with a NumPy reference)
 - :func:`dlx.show_config`: the version, the CPU level the kernels run at, the build and BLAS
 - :mod:`dlx.errors`: :class:`dlx.DlxError`, the base of the errors dlx raises for a mistake
@@ -37,8 +38,9 @@ from ._random import get_rng, seed
 from .checkpoint import CheckpointError, load, save
 from .config import show_config
 from .errors import DlxError
-from .layers import Layer
-from .network import Sequential
+from .layers import Input, Layer
+from .model import Model
+from .network import Network, Sequential
 from .registry import build_layer, get_layer, list_layers, refresh_plugins, register_layer
 from .trainer import Trainer
 
@@ -50,7 +52,10 @@ except PackageNotFoundError:  # running from a source tree
 __all__ = [
     "CheckpointError",
     "DlxError",
+    "Input",
     "Layer",
+    "Model",
+    "Network",
     "Sequential",
     "Trainer",
     "__version__",

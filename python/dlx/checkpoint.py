@@ -6,7 +6,7 @@ A checkpoint is a zip archive of .npy members (NumPy's npz format):
   network's config (registered layer names and arguments), and which distribution provided
   each layer type, so a missing plugin can be named when the file is loaded;
 - ``param/<key>.npy`` and ``buffer/<key>.npy``: every parameter and buffer (BatchNorm running
-  statistics) under the keys of ``Sequential.params`` and ``Sequential.buffers``.
+  statistics) under the keys of the network's ``params`` and ``buffers``.
 
 Loading never unpickles and allocates nothing a file has not paid for: it reads every member's
 header first (refusing any member that does not hold the bytes its header declares, and any
@@ -30,7 +30,7 @@ import numpy as np
 
 from ._files import atomic_write
 from .errors import DlxFileNotFoundError, DlxTypeError, DlxValueError
-from .network import Sequential
+from .network import Network
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "load", "load_training", "save"]
 
@@ -49,7 +49,7 @@ class CheckpointError(DlxValueError):
     """A file that is not a valid dlx checkpoint, or one that does not fit its model."""
 
 
-def save(model: Sequential, path: str | os.PathLike, *, training: dict | None = None) -> Path:
+def save(model: Network, path: str | os.PathLike, *, training: dict | None = None) -> Path:
     """Write ``model`` to ``path`` atomically: a crash mid-save leaves any old file intact,
     and a temporary file left by a save that was killed is removed by the next save there.
 
@@ -58,8 +58,10 @@ def save(model: Sequential, path: str | os.PathLike, *, training: dict | None = 
     run; :func:`load` reads the model alone from such a file too."""
     from .registry import layer_providers
 
-    if not isinstance(model, Sequential):
-        raise DlxTypeError(f"model must be a dlx.Sequential, got {type(model).__name__}")
+    if not isinstance(model, Network):
+        raise DlxTypeError(
+            f"model must be a dlx.Sequential or dlx.Model, got {type(model).__name__}"
+        )
     path = Path(path)
     config = model.to_config()
     providers = layer_providers()
@@ -67,7 +69,9 @@ def save(model: Sequential, path: str | os.PathLike, *, training: dict | None = 
         "format": "dlx-checkpoint",
         "format_version": FORMAT_VERSION,
         "config": config,
-        "providers": {c["type"]: providers.get(c["type"], "unknown") for c in config["layers"]},
+        "providers": {
+            c["type"]: providers.get(c["type"], "unknown") for _, c in _layer_configs(config)
+        },
     }
     arrays = {f"param/{k}": v for k, v in model.params.items()}
     arrays.update({f"buffer/{k}": v for k, v in model.buffers.items()})
@@ -207,7 +211,7 @@ def _check_declared_shapes(config: dict[str, Any], headers: dict[str, tuple]) ->
     headers, before any layer is built."""
     from .registry import get_layer
 
-    for i, layer_config in enumerate(config["layers"]):
+    for i, layer_config in _layer_configs(config):
         cls = get_layer(layer_config["type"])
         args = {k: v for k, v in layer_config.items() if k != "type"}
         try:
@@ -233,14 +237,24 @@ def _check_declared_shapes(config: dict[str, Any], headers: dict[str, tuple]) ->
                     )
 
 
-def _rebuild(meta: dict[str, Any], headers: dict[str, tuple]) -> Sequential:
+def _layer_configs(config: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(the prefix of its arrays' names, its config) of every layer of a network config: a
+    Sequential's layers by index, a graph's by name."""
+    layers = config.get("layers")
+    if isinstance(layers, list):
+        return [(str(i), c) for i, c in enumerate(layers)]
+    if isinstance(layers, dict) and "nodes" in config:
+        return [(str(name), c) for name, c in layers.items()]
+    raise CheckpointError("the network config holds no layers")
+
+
+def _rebuild(meta: dict[str, Any], headers: dict[str, tuple]) -> Network:
+    from .model import network_from_config
     from .registry import get_layer
 
     config = meta["config"]
-    if not isinstance(config.get("layers"), list):
-        raise CheckpointError("the network config holds no list of layers")
     providers = meta.get("providers", {})
-    for i, layer_config in enumerate(config["layers"]):
+    for i, layer_config in _layer_configs(config):
         name = layer_config.get("type") if isinstance(layer_config, dict) else None
         if not isinstance(name, str):
             raise CheckpointError(f"layer {i} of the config has no type name")
@@ -263,24 +277,24 @@ def _rebuild(meta: dict[str, Any], headers: dict[str, tuple]) -> Sequential:
             ) from error
     _check_declared_shapes(config, headers)
     try:
-        return Sequential.from_config(config)
+        return network_from_config(config)
     except Exception as error:  # whatever a config from a file makes a constructor raise
         raise CheckpointError(f"cannot rebuild the model from its config: {error}") from error
 
 
-def load(path: str | os.PathLike) -> Sequential:
+def load(path: str | os.PathLike) -> Network:
     """Rebuild the network saved at ``path`` through the layer registry, with its arrays."""
     return _load(path, with_training=False)[0]
 
 
-def load_training(path: str | os.PathLike) -> tuple[Sequential, dict | None]:
+def load_training(path: str | os.PathLike) -> tuple[Network, dict | None]:
     """The network saved at ``path`` and the training state saved with it (a
     :meth:`dlx.Trainer.state_dict` with the ``"run"`` settings, or None if the file holds
     the model alone)."""
     return _load(path, with_training=True)
 
 
-def _load(path: str | os.PathLike, with_training: bool) -> tuple[Sequential, dict | None]:
+def _load(path: str | os.PathLike, with_training: bool) -> tuple[Network, dict | None]:
     path = Path(path)
     if not path.is_file():
         raise DlxFileNotFoundError(f"no checkpoint at {path}")

@@ -15,6 +15,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 import signal
 import sys
 import time
@@ -27,7 +28,7 @@ import numpy as np
 from . import ops
 from .errors import DlxFileNotFoundError, DlxValueError
 
-MODELS = ("mlp", "simpleconvnet", "deepconvnet", "deepconvnet-bn")
+MODELS = ("mlp", "simpleconvnet", "deepconvnet", "deepconvnet-bn", "resnet20")
 
 
 # -- demo and layers ------------------------------------------------------------------
@@ -68,13 +69,15 @@ def build_model(
     """A network by builder name, or from a JSON config file (which may use plugin layers).
     ``weight_init`` overrides a builder's initialisation (None keeps its default)."""
     from . import models
-    from .network import Sequential
+    from .model import network_from_config
 
     init = {} if weight_init is None else {"weight_init": weight_init}
     if spec == "mlp":
         return models.mlp(int(np.prod(input_shape)), [100, 100], classes, **init)
     if spec == "simpleconvnet":
         return models.simple_conv_net(input_shape, output_size=classes, **init)
+    if re.fullmatch(r"resnet\d+", spec):  # resnet20, resnet32, ... (depth 6n + 2)
+        return models.resnet(int(spec[6:]), input_shape, num_classes=classes, **init)
     if spec in ("deepconvnet", "deepconvnet-bn"):
         return models.deep_conv_net(
             input_shape, output_size=classes, batchnorm=spec.endswith("-bn"), **init
@@ -91,7 +94,7 @@ def build_model(
             config = json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise DlxValueError(f"{path} is not valid JSON: {error}") from None
-        return Sequential.from_config(config)
+        return network_from_config(config)
     raise DlxValueError(
         f"--model must be one of {', '.join(MODELS)} or a .json config file, got {spec!r}"
     )

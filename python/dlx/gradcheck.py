@@ -157,12 +157,13 @@ def gradient_check(
     checks only that many randomly chosen entries of each array, for large models. Errors
     below about 1e-7 mean the backward pass is right.
     """
-    from .network import Sequential
-
     rng = np.random.default_rng(seed)
-    if isinstance(model, Sequential):
+    if not isinstance(model, Layer) and all(
+        hasattr(model, a) for a in ("layers", "params", "gradient", "loss")
+    ):  # a network (Sequential or Model): duck-typed, so this module needs not import them
         layers = model.layers
-        _check_float64({"x": x, **model.params})
+        inputs = x if isinstance(x, (list, tuple)) else [x]
+        _check_float64({**{f"x{i}": a for i, a in enumerate(inputs)}, **model.params})
         frozen = _FrozenRandomness(layers)
         frozen.rewind()
         analytic = {k: v.copy() for k, v in model.gradient(x, t).items()}
@@ -174,25 +175,26 @@ def gradient_check(
 
     elif isinstance(model, Layer):
         layers = [model]
-        x = np.array(x, dtype=x.dtype, copy=True)
-        _check_float64({"x": x, **model.params})
+        # A merge layer takes a list of inputs, reported as "x0", "x1", ...
+        xs = [np.array(a, dtype=a.dtype, copy=True) for a in (x if model.merges else [x])]
+        names = [f"x{i}" for i in range(len(xs))] if model.merges else ["x"]
+        _check_float64({**dict(zip(names, xs)), **model.params})
         frozen = _FrozenRandomness(layers)
         frozen.rewind()
-        r = rng.standard_normal(model.forward(x, train=True).shape)
+        r = rng.standard_normal(model.forward(*xs, train=True).shape)
         frozen.rewind()
-        model.forward(x, train=True)
-        analytic = {"x": model.backward(r.copy())}
+        model.forward(*xs, train=True)
+        dxs = model.backward(r.copy())
+        analytic = dict(zip(names, dxs if model.merges else [dxs]))
         analytic.update({k: v.copy() for k, v in model.grads.items()})
-        targets = {"x": x, **model.params}
+        targets = {**dict(zip(names, xs)), **model.params}
 
         def loss() -> float:
             frozen.rewind()
-            return float(np.sum(model.forward(x, train=True) * r))
+            return float(np.sum(model.forward(*xs, train=True) * r))
 
     else:
-        raise DlxTypeError(
-            f"model must be a dlx.Sequential or dlx.Layer, got {type(model).__name__}"
-        )
+        raise DlxTypeError(f"model must be a dlx network or dlx.Layer, got {type(model).__name__}")
 
     errors = {}
     for name, array in targets.items():

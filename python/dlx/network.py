@@ -1,4 +1,8 @@
-"""Sequential networks: layers applied in order, a loss at the end, backprop through all."""
+"""Networks: layers wired together, a loss at the end, backprop through all.
+
+:class:`Network` holds what every network offers (parameters by name, loss with weight decay,
+gradients, state, accuracy); :class:`Sequential` applies its layers in order, and
+:class:`dlx.Model` (in :mod:`dlx.model`) wires them as a graph."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from .errors import DlxKeyError, DlxTypeError, DlxValueError
 from .layers.base import Layer
 from .layers.loss import Loss, MeanSquaredError, SoftmaxWithLoss
 
-__all__ = ["LOSSES", "Sequential"]
+__all__ = ["LOSSES", "Network", "Sequential"]
 
 LOSSES: dict[str, type[Loss]] = {
     "SoftmaxWithLoss": SoftmaxWithLoss,
@@ -19,12 +23,12 @@ LOSSES: dict[str, type[Loss]] = {
 }
 
 
-class Sequential:
-    """A network that applies ``layers`` in order and scores the output with ``loss``.
+class Network:
+    """The base of every dlx network: a subclass wires the layers (``_named_layers``,
+    ``predict``, ``_backpropagate``), this class does the rest.
 
-    Parameters are exposed flat as ``"<layer index>.<name>"`` (``"0.W"``, ``"0.b"``, ...), the
-    same arrays the layers own, so ``optimizer.update(net.params, net.gradient(x, t))``
-    trains the network in place.
+    Parameters are exposed flat as ``"<layer name>.<name>"``, the same arrays the layers own,
+    so ``optimizer.update(net.params, net.gradient(x, t))`` trains the network in place.
 
     Weight decay adds ``0.5 * weight_decay * sum(W**2)`` (``regularization="l2"``) or
     ``weight_decay * sum(|W|)`` (``"l1"``) to the loss, over the weights that each layer
@@ -33,15 +37,10 @@ class Sequential:
 
     def __init__(
         self,
-        layers: Iterable[Layer],
         loss: Loss | str = "SoftmaxWithLoss",
         weight_decay: float = 0.0,
         regularization: str = "l2",
     ) -> None:
-        self.layers = list(layers)
-        for i, layer in enumerate(self.layers):
-            if not isinstance(layer, Layer):
-                raise DlxTypeError(f"layer {i} must be a dlx.Layer, got {type(layer).__name__}")
         if isinstance(loss, str):
             if loss not in LOSSES:
                 raise DlxValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
@@ -60,23 +59,31 @@ class Sequential:
         self.weight_decay = float(weight_decay)
         self.regularization = regularization
 
+    # -- what a subclass provides -------------------------------------------------------
+    def _named_layers(self) -> list[tuple[str, Layer]]:
+        """Every layer of the network once, with the name its parameters go by."""
+        raise NotImplementedError
+
+    def predict(self, x, train: bool = False):
+        raise NotImplementedError
+
+    def _backpropagate(self, d: np.ndarray) -> None:
+        """Fill every layer's grads from dL/d(output)."""
+        raise NotImplementedError
+
     # -- parameters ---------------------------------------------------------------------
     @property
     def params(self) -> dict[str, np.ndarray]:
-        return {
-            f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()
-        }
+        return {f"{n}.{k}": v for n, layer in self._named_layers() for k, v in layer.params.items()}
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
-        return {
-            f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()
-        }
+        return {f"{n}.{k}": v for n, layer in self._named_layers() for k, v in layer.grads.items()}
 
     @property
     def buffers(self) -> dict[str, np.ndarray]:
         return {
-            f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()
+            f"{n}.{k}": v for n, layer in self._named_layers() for k, v in layer.buffers.items()
         }
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -121,11 +128,93 @@ class Sequential:
             targets[key][...] = value
 
     def _decayed(self) -> Iterator[tuple[Layer, str]]:
-        for layer in self.layers:
+        for _, layer in self._named_layers():
             for name in layer.decay:
                 yield layer, name
 
     # -- forward and backward -----------------------------------------------------------
+    def penalty(self) -> float:
+        """The weight-decay term added to the loss."""
+        if self.weight_decay == 0.0:
+            return 0.0
+        if self.regularization == "l2":
+            total = sum(float(np.sum(layer.params[n] ** 2)) for layer, n in self._decayed())
+            return 0.5 * self.weight_decay * total
+        return self.weight_decay * sum(
+            float(np.sum(np.abs(layer.params[n]))) for layer, n in self._decayed()
+        )
+
+    def loss(self, x, t: np.ndarray, train: bool = True) -> float:
+        """Loss of the batch (x, t) plus the weight-decay penalty."""
+        return self.loss_layer.forward(self.predict(x, train=train), t) + self.penalty()
+
+    def backward(self, dout: float = 1.0) -> dict[str, np.ndarray]:
+        """Backpropagate from the loss computed last; fills and returns the gradients."""
+        self._backpropagate(self.loss_layer.backward(dout))
+        if self.weight_decay:
+            for layer, name in self._decayed():
+                w = layer.params[name]
+                decay = w if self.regularization == "l2" else np.sign(w)
+                layer.grads[name] = layer.grads[name] + w.dtype.type(self.weight_decay) * decay
+        return self.grads
+
+    def loss_and_gradient(self, x, t: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+        """The training-mode loss of (x, t) and its gradient for every parameter, by backprop."""
+        loss = self.loss(x, t, train=True)
+        return loss, self.backward()
+
+    def gradient(self, x, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradients of :meth:`loss` (training mode) for every parameter, by backprop."""
+        return self.loss_and_gradient(x, t)[1]
+
+    def numerical_gradient(self, x, t: np.ndarray, h: float = 1e-4) -> dict[str, np.ndarray]:
+        """Gradients by central differences: slow, for checking :meth:`gradient`."""
+        from .gradcheck import network_numerical_gradient
+
+        return network_numerical_gradient(self, x, t, h=h)
+
+    def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 1000) -> float:
+        """Fraction of samples whose highest score is the target class (labels or one-hot)."""
+        labels = np.asarray(t)
+        if labels.ndim == 2:
+            labels = np.argmax(labels, axis=1)
+        if len(x) == 0:
+            return 0.0
+        correct = 0
+        for start in range(0, len(x), batch_size):
+            scores = self.predict(x[start : start + batch_size], train=False)
+            correct += int(np.sum(np.argmax(scores, axis=1) == labels[start : start + batch_size]))
+        return correct / len(x)
+
+    def summary(self, input_shape: tuple[int, ...], batch_size: int = 1) -> str:
+        """A table of each layer's output shape, parameter count and multiply-adds."""
+        from .summary import summarize
+
+        return summarize(self, input_shape, batch_size)
+
+
+class Sequential(Network):
+    """A network that applies ``layers`` in order and scores the output with ``loss``.
+
+    Its parameters are named by the layer's index: ``"0.W"``, ``"0.b"``, ...
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[Layer],
+        loss: Loss | str = "SoftmaxWithLoss",
+        weight_decay: float = 0.0,
+        regularization: str = "l2",
+    ) -> None:
+        self.layers = list(layers)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise DlxTypeError(f"layer {i} must be a dlx.Layer, got {type(layer).__name__}")
+        super().__init__(loss, weight_decay, regularization)
+
+    def _named_layers(self) -> list[tuple[str, Layer]]:
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
     def predict(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         """The network's output (scores before the loss); inference mode unless ``train``.
 
@@ -147,67 +236,22 @@ class Sequential:
                 fresh = layer.fresh_inference_output and x.flags.c_contiguous and x.flags.writeable
         return x
 
-    def penalty(self) -> float:
-        """The weight-decay term added to the loss."""
-        if self.weight_decay == 0.0:
-            return 0.0
-        if self.regularization == "l2":
-            total = sum(float(np.sum(layer.params[n] ** 2)) for layer, n in self._decayed())
-            return 0.5 * self.weight_decay * total
-        return self.weight_decay * sum(
-            float(np.sum(np.abs(layer.params[n]))) for layer, n in self._decayed()
-        )
+    def _layer_calls(self, input_shape):
+        """(label, layer, input shapes, output shape, first call) of every layer, for
+        dlx summary."""
+        calls, shape = [], tuple(input_shape)
+        for i, layer in enumerate(self.layers):
+            out = layer.output_shape(shape)
+            calls.append((f"{i} {type(layer).__name__}", layer, [shape], out, True))
+            shape = out
+        return calls
 
-    def loss(self, x: np.ndarray, t: np.ndarray, train: bool = True) -> float:
-        """Loss of the batch (x, t) plus the weight-decay penalty."""
-        return self.loss_layer.forward(self.predict(x, train=train), t) + self.penalty()
-
-    def backward(self, dout: float = 1.0) -> dict[str, np.ndarray]:
-        """Backpropagate from the loss computed last; fills and returns the gradients."""
-        d = self.loss_layer.backward(dout)
+    def _backpropagate(self, d: np.ndarray) -> None:
         for layer in reversed(self.layers[1:]):
             d = layer.backward(d)
         if self.layers:
             # The first layer's input is the data: its gradient is not needed.
             self.layers[0].backward_params(d)
-        if self.weight_decay:
-            for layer, name in self._decayed():
-                w = layer.params[name]
-                decay = w if self.regularization == "l2" else np.sign(w)
-                layer.grads[name] = layer.grads[name] + w.dtype.type(self.weight_decay) * decay
-        return self.grads
-
-    def loss_and_gradient(
-        self, x: np.ndarray, t: np.ndarray
-    ) -> tuple[float, dict[str, np.ndarray]]:
-        """The training-mode loss of (x, t) and its gradient for every parameter, by backprop."""
-        loss = self.loss(x, t, train=True)
-        return loss, self.backward()
-
-    def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-        """Gradients of :meth:`loss` (training mode) for every parameter, by backprop."""
-        return self.loss_and_gradient(x, t)[1]
-
-    def numerical_gradient(
-        self, x: np.ndarray, t: np.ndarray, h: float = 1e-4
-    ) -> dict[str, np.ndarray]:
-        """Gradients by central differences: slow, for checking :meth:`gradient`."""
-        from .gradcheck import network_numerical_gradient
-
-        return network_numerical_gradient(self, x, t, h=h)
-
-    def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 1000) -> float:
-        """Fraction of samples whose highest score is the target class (labels or one-hot)."""
-        labels = np.asarray(t)
-        if labels.ndim == 2:
-            labels = np.argmax(labels, axis=1)
-        if len(x) == 0:
-            return 0.0
-        correct = 0
-        for start in range(0, len(x), batch_size):
-            scores = self.predict(x[start : start + batch_size], train=False)
-            correct += int(np.sum(np.argmax(scores, axis=1) == labels[start : start + batch_size]))
-        return correct / len(x)
 
     # -- structure ------------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
@@ -244,12 +288,6 @@ class Sequential:
             weight_decay=config.get("weight_decay", 0.0),
             regularization=config.get("regularization", "l2"),
         )
-
-    def summary(self, input_shape: tuple[int, ...], batch_size: int = 1) -> str:
-        """A table of each layer's output shape, parameter count and multiply-adds."""
-        from .summary import summarize
-
-        return summarize(self, input_shape, batch_size)
 
     def __len__(self) -> int:
         return len(self.layers)

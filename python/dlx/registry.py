@@ -177,13 +177,17 @@ def _register_builtins() -> None:
     from . import layers
 
     for cls in (
+        layers.Add,
         layers.Affine,
         layers.AvgPool2d,
         layers.BatchNorm,
+        layers.Concat,
         layers.Conv2d,
         layers.Dropout,
         layers.Flatten,
+        layers.GlobalAvgPool2d,
         layers.MaxPool2d,
+        layers.Mul,
         layers.ReLU,
         layers.Sigmoid,
         layers.Tanh,

@@ -15,20 +15,19 @@ def multiply_adds(
 
 
 def summarize(net, input_shape: tuple[int, ...], batch_size: int = 1) -> str:
+    """The table of ``net.summary``: a row per layer call (a graph's rows are its nodes; a
+    layer called twice counts its parameters once)."""
     rows = [("layer", "output shape", "params", "mult-adds")]
-    shape = tuple(input_shape)
     total_params = total_macs = 0
     unknown = False  # a layer with parameters that does not report its multiply-adds
-    for i, layer in enumerate(net.layers):
-        out = layer.output_shape(shape)
-        params = int(sum(p.size for p in layer.params.values()))
-        macs = multiply_adds(layer, shape, out, batch_size)
+    for label, layer, in_shapes, out, first in net._layer_calls(input_shape):
+        params = int(sum(p.size for p in layer.params.values())) if first else 0
+        macs = multiply_adds(layer, in_shapes[0], out, batch_size)
         shown = "?" if macs is None else f"{macs:,}"
-        rows.append((f"{i} {type(layer).__name__}", str((batch_size, *out)), f"{params:,}", shown))
+        rows.append((label, str((batch_size, *out)), f"{params:,}", shown))
         total_params += params
         unknown = unknown or macs is None
         total_macs += macs or 0
-        shape = out
     total = f"{total_macs:,}" + (" + ?" if unknown else "")
     rows.append(("total", "", f"{total_params:,}", total))
     widths = [max(len(r[k]) for r in rows) for k in range(4)]

@@ -66,6 +66,49 @@ def _check_inference_claims(layer: Layer, x: np.ndarray, y: np.ndarray) -> None:
         )
 
 
+def _check_merge_layer(factory, shapes, tolerance, rng) -> dict[str, float]:
+    """check_layer for a layer of several inputs: each input gets its gradient back."""
+    from .layers.node import Input
+    from .model import Model
+
+    bases = [rng.standard_normal(s) + 0.1 for s in shapes]
+    for dtype in (np.float32, np.float64):
+        layer = _make(factory, dtype)
+        xs = [b.astype(dtype) for b in bases]
+        y = layer.forward(*xs, train=True)
+        assert isinstance(y, np.ndarray) and y.dtype == dtype, f"forward gave {y!r:.60}"
+        dxs = layer.backward(np.ones_like(y))
+        assert isinstance(dxs, tuple) and len(dxs) == len(xs), (
+            f"backward must return one gradient per input ({len(xs)}), got {type(dxs).__name__}"
+        )
+        for i, (dx, x) in enumerate(zip(dxs, xs)):
+            assert dx.shape == x.shape and dx.dtype == dtype, (
+                f"the gradient of input {i} is {dx.shape} {dx.dtype}, the input {x.shape} {dtype}"
+            )
+        y_eval = layer.forward(*xs, train=False)
+        assert y_eval.shape == y.shape and y_eval.dtype == dtype
+        if layer.fresh_inference_output:
+            for i, x in enumerate(xs):
+                assert not np.shares_memory(y_eval, x), (
+                    f"{type(layer).__name__} declares fresh_inference_output, but its output "
+                    f"shares memory with input {i}"
+                )
+    errors = gradient_check(_make(factory, np.float64), [b.copy() for b in bases])
+    for name, error in errors.items():
+        assert error < tolerance, f"gradient of {name!r} is wrong: relative error {error:.2e}"
+    layer = _make(factory, np.float32)
+    config = layer.to_config()
+    rebuilt = build_layer(json.loads(json.dumps(config)))
+    assert type(rebuilt) is type(layer) and rebuilt.to_config() == config
+    inputs = [Input(s[1:]) for s in shapes]
+    model = Model(inputs, layer(*inputs))
+    xs = [b.astype(np.float32) for b in bases]
+    with tempfile.TemporaryDirectory() as folder:
+        loaded = load(save(model, Path(folder) / "layer.npz"))
+    np.testing.assert_array_equal(loaded.predict(xs), model.predict(xs))
+    return errors
+
+
 def check_layer(
     factory: Callable[..., Layer],
     input_shape: Sequence[int],
@@ -76,7 +119,8 @@ def check_layer(
 ) -> dict[str, float]:
     """Check the layer that ``factory(dtype)`` builds, on inputs of ``input_shape``.
 
-    ``input_shape`` includes the batch axis. ``factory`` receives ``np.float32`` or
+    ``input_shape`` includes the batch axis; for a merge layer (``dlx.layers.Add``, ...) it
+    is a list of shapes, one per input. ``factory`` receives ``np.float32`` or
     ``np.float64`` and returns a layer whose parameters have that dtype. Inputs are drawn from
     a standard normal (``seed``), shifted away from zero so that kinks at 0 (as in ReLU)
     stay outside the finite differences.
@@ -94,6 +138,8 @@ def check_layer(
             "factory must be a callable taking a dtype, e.g. lambda dtype: MyLayer(dtype=dtype)"
         )
     rng = np.random.default_rng(seed)
+    if _make(factory, np.float64).merges:
+        return _check_merge_layer(factory, [tuple(s) for s in input_shape], tolerance, rng)
     shape = tuple(input_shape)
     base = rng.standard_normal(shape)
     base += np.where(base >= 0, 0.1, -0.1)

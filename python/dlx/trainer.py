@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from ._random import get_rng
 from .errors import DlxTypeError, DlxValueError, TrainingDivergedError
-from .network import Sequential
+from .network import Network
 from .optim import Optimizer, get_optimizer
 
 __all__ = ["Trainer"]
@@ -40,7 +40,7 @@ class Trainer:
 
     def __init__(
         self,
-        network: Sequential,
+        network: Network,
         optimizer: Optimizer | str = "adam",
         epochs: int = 10,
         batch_size: int = 100,
@@ -51,8 +51,10 @@ class Trainer:
         rng: np.random.Generator | None = None,
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
-        if not isinstance(network, Sequential):
-            raise DlxTypeError(f"network must be a dlx.Sequential, got {type(network).__name__}")
+        if not isinstance(network, Network):
+            raise DlxTypeError(
+                f"network must be a dlx.Sequential or dlx.Model, got {type(network).__name__}"
+            )
         self.network = network
         self.optimizer = get_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
         if not isinstance(epochs, int) or epochs < 0:

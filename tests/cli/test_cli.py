@@ -80,7 +80,7 @@ def test_train_from_a_json_config(tmp_path):
     [
         (
             ["train", "--model", "resnet"],
-            "--model must be one of mlp, simpleconvnet, deepconvnet, deepconvnet-bn or a .json config file, got 'resnet'",
+            "--model must be one of mlp, simpleconvnet, deepconvnet, deepconvnet-bn, resnet20 or a .json config file, got 'resnet'",
         ),
         (["train", "--epochs", "-2"], "argument --epochs: must be at least 1, got -2"),
         (["train", "--lr", "zero"], "argument --lr: expected a number, got 'zero'"),
@@ -449,3 +449,29 @@ def test_a_run_stopped_by_sigterm_resumes(tmp_path):
     resumed = dlx_cli("train", "--resume", str(out), "--epochs", str(done + 2), "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "history.json").read_text())["epoch"] == list(range(1, done + 3))
+
+
+def test_summary_and_training_of_graph_models(tmp_path):
+    summary = dlx_cli("summary", "resnet20", "--batch-size", "100")
+    assert summary.returncode == 0, summary.stderr
+    assert "stage3.block3.add Add" in summary.stdout
+    assert summary.stdout.splitlines()[-1].split()[1] == "272,186"
+
+    x = dlx.Input((1, 28, 28))
+    h = dlx.layers.Conv2d(1, 4, 3, padding=1)(x, name="conv")
+    h = dlx.layers.ReLU()(dlx.layers.Add()(h, dlx.layers.Conv2d(1, 4, 1)(x)))
+    y = dlx.layers.Affine(4, 10)(dlx.layers.GlobalAvgPool2d()(h), name="fc")
+    (tmp_path / "graph.json").write_text(json.dumps(dlx.Model(x, y).to_config()))
+    result = dlx_cli(
+        "train",
+        "--model",
+        str(tmp_path / "graph.json"),
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert result.returncode == 0, result.stderr
+    model = dlx.load(tmp_path / "run" / "model.npz")
+    assert isinstance(model, dlx.Model) and "conv.W" in model.params

@@ -19,7 +19,7 @@ WITH_CODE = [p for p in PAGES if BLOCK.search(p.read_text())]
 
 def test_every_tutorial_page_has_code():
     tutorial = [p for p in PAGES if p.parent.name == "tutorial"]
-    assert len(tutorial) == 13 and set(tutorial) <= set(WITH_CODE)
+    assert len(tutorial) == 14 and set(tutorial) <= set(WITH_CODE)
 
 
 @pytest.mark.parametrize("page", WITH_CODE, ids=[str(p.relative_to(DOCS)) for p in WITH_CODE])

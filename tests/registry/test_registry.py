@@ -86,17 +86,21 @@ def test_list_layers_sorted_and_filtered():
     names = dlx.list_layers()
     assert names == sorted(names)
     assert {"Affine", "BatchNorm", "Conv2d", "Dropout", "MaxPool2d", "ReLU"} <= set(names)
-    assert dlx.list_layers("*Pool*") == ["AvgPool2d", "MaxPool2d"]
+    assert dlx.list_layers("*Pool*") == ["AvgPool2d", "GlobalAvgPool2d", "MaxPool2d"]
 
 
 BUILT_INS = {
+    "Add": {},
     "Affine": {"in_features": 3, "out_features": 2},
     "AvgPool2d": {"kernel_size": [2, 3], "stride": 1},
     "BatchNorm": {"num_features": 4, "momentum": 0.8},
+    "Concat": {"axis": 2},
     "Conv2d": {"in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": "same"},
     "Dropout": {"p": 0.25},
     "Flatten": {},
+    "GlobalAvgPool2d": {},
     "MaxPool2d": {"kernel_size": 3, "stride": 2, "padding": 1},
+    "Mul": {},
     "ReLU": {},
     "Sigmoid": {},
     "Tanh": {},

@@ -39,6 +39,7 @@ class Layer:
     """
 
     decay: tuple[str, ...] = ()
+    merges = False  # a merge layer (dlx.layers.Add, ...) takes several inputs
     fresh_inference_output: bool = False
     infers_in_place: bool = False
 
@@ -102,8 +103,16 @@ class Layer:
         a layer whose input gradient costs real work (Conv2d) overrides it to skip that."""
         self.backward(dout)
 
-    def __call__(self, x: np.ndarray, train: bool = True) -> np.ndarray:
-        return self.forward(x, train=train)
+    def __call__(self, *xs: Any, train: bool = True, name: str | None = None) -> Any:
+        """``forward`` on arrays; on nodes of a graph (:func:`dlx.Input`), a new node that
+        records this call (``name`` names it, and the layer's parameters after it)."""
+        from .node import Node
+
+        if any(isinstance(x, Node) for x in xs):
+            return Node.from_call(self, xs, name)
+        if name is not None:
+            raise DlxTypeError("name= names a node of a graph: call the layer on dlx.Input nodes")
+        return self.forward(*xs, train=train)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one sample's output for one sample's input shape (no batch axis)."""

@@ -152,6 +152,29 @@ class MaxPool2d(_Pool2d):
         )
 
 
+class GlobalAvgPool2d(Layer):
+    """The mean of each channel's plane: x (N, C, H, W) -> (N, C), as ResNet's head uses it in
+    place of a large fully connected layer. Backward spreads dout / (H*W) over the plane."""
+
+    fresh_inference_output = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.x_shape: tuple[int, ...] | None = None
+
+    def forward(self, x, train=True):
+        x = check_input(self, x, 4, "(N, C, H, W)")
+        if x.shape[2] * x.shape[3] == 0:
+            raise DlxValueError(f"GlobalAvgPool2d needs H and W >= 1, got shape {x.shape}")
+        self.x_shape = x.shape if train else None
+        return x.mean(axis=(2, 3))
+
+    def backward(self, dout):
+        n, c, h, w = cached(self, self.x_shape)
+        share = dout / dout.dtype.type(h * w)
+        return np.ascontiguousarray(np.broadcast_to(share[:, :, None, None], (n, c, h, w)))
+
+
 class AvgPool2d(_Pool2d):
     """Mean over each window (zero padding counted): x (N, C, H, W) -> (N, C, OH, OW)."""
 

@@ -54,6 +54,9 @@ class BatchNorm(Layer):
             "buffers": {"running_mean": c, "running_var": c},
         }
 
+    def multiply_adds(self, input_shape, output_shape):
+        return 0  # a scale and shift per element, not a product with the input (as in summary)
+
     def _inv_std(self, var: np.ndarray) -> np.ndarray:
         return (1.0 / np.sqrt(var + var.dtype.type(self.eps))).astype(var.dtype)
 

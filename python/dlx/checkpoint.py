@@ -113,6 +113,13 @@ def _split_training(training: dict) -> tuple[dict, dict[str, np.ndarray]]:
         held = training.get(f"{model_state}_state")
         text[f"{model_state}_keys"] = None if held is None else sorted(held)
         arrays.update({f"training/{model_state}/{key}": a for key, a in (held or {}).items()})
+    try:
+        json.dumps(text)
+    except TypeError as error:  # MT19937's and Philox's states hold arrays
+        raise DlxTypeError(
+            f"this training state cannot be saved ({error}): give the Trainer a generator "
+            "made by numpy.random.default_rng, or none (dlx's own)"
+        ) from None
     return text, arrays
 
 
@@ -357,6 +364,9 @@ def _load(path: str | os.PathLike, with_training: bool) -> tuple[Network, dict |
     except (EOFError, OSError, zipfile.LargeZipFile) as error:
         if isinstance(error, FileNotFoundError):
             raise
+        raise CheckpointError(f"{path} could not be read: {error}") from error
+    except (NotImplementedError, RuntimeError, RecursionError) as error:
+        # An unknown compression method, an encrypted member, metadata nested too deep.
         raise CheckpointError(f"{path} could not be read: {error}") from error
     return model, state
 

@@ -18,6 +18,8 @@ import json
 import re
 import signal
 import sys
+import tempfile
+import threading
 import time
 import traceback
 from datetime import datetime
@@ -91,8 +93,8 @@ def build_model(
         if not path.is_file():
             raise DlxFileNotFoundError(f"no model config at {path}")
         try:
-            config = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
+            config = json.loads(path.read_bytes())
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
             raise DlxValueError(f"{path} is not valid JSON: {error}") from None
         return network_from_config(config)
     raise DlxValueError(
@@ -135,40 +137,50 @@ class _Stopped(KeyboardInterrupt):
         self.name = name
 
 
-@contextlib.contextmanager
-def _stop_signals_handled():
-    """Within the block, SIGINT and SIGTERM both raise _Stopped, so a run stopped either way
-    saves what is complete and says so."""
+class _StopSignals:
+    """While active (``with``), SIGINT and SIGTERM raise _Stopped in the main thread, so a run
+    stopped either way saves what is complete and says so; inside ``deferred()`` a signal is
+    held until the block is done. Saving a checkpoint and recording that it was saved must
+    not be split by a signal, or the message would deny a checkpoint that is on disk. The
+    holding is a flag, not a signal mask: a mask would hold the signal in this thread only,
+    and the kernels' threads would still take it."""
 
-    def stop(number, frame):
-        raise _Stopped(signal.Signals(number).name)
+    def __init__(self) -> None:
+        self.pending: str | None = None
+        self.deferring = 0
+        self.previous: dict[int, object] = {}
 
-    previous = {}
-    for name in STOP_SIGNALS:
-        number = getattr(signal, name, None)
-        if number is not None:
-            previous[number] = signal.signal(number, stop)
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
+    def _handle(self, number, frame) -> None:
+        name = signal.Signals(number).name
+        if self.deferring:
+            self.pending = self.pending or name
+            return
+        raise _Stopped(name)
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # only the main thread can handle signals
+        for name in STOP_SIGNALS:
+            number = getattr(signal, name, None)
+            if number is None or signal.getsignal(number) is signal.SIG_IGN:
+                continue  # a background job ignores Ctrl-C: keep it so
+            self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self.previous.items():
             signal.signal(number, handler)
 
-
-@contextlib.contextmanager
-def _stop_signals_deferred():
-    """Hold SIGINT and SIGTERM until the block is done: they then stop the run right after it.
-    Saving a checkpoint and recording that it was saved must not be split by a signal, or the
-    message would deny a checkpoint that is on disk. (Where signals cannot be blocked, on
-    Windows, the block runs unprotected.)"""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    @contextlib.contextmanager
+    def deferred(self):
+        self.deferring += 1
+        try:
+            yield
+        finally:
+            self.deferring -= 1
+        if self.pending and not self.deferring:
+            name, self.pending = self.pending, None
+            raise _Stopped(name)
 
 
 def _resumed_run(args):
@@ -215,7 +227,8 @@ def _claim_run_folder(out: str | None, overwrite: bool, config: dict) -> Path:
                 folder.mkdir()
             except FileExistsError:
                 continue
-            (folder / "model.json").write_bytes(text)
+            with open(folder / "model.json", "xb") as f:
+                f.write(text)
             return folder
         raise DlxValueError(f"cannot find a free run folder next to {base}")
     folder = _writable_folder(Path(out))
@@ -238,9 +251,8 @@ def _claim_run_folder(out: str | None, overwrite: bool, config: dict) -> Path:
 def _writable_folder(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".dlx-write-test"
-        probe.write_text("")
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=path):  # a name of its own: runs may start together
+            pass
     except OSError as error:
         raise DlxValueError(
             f"cannot write to the output folder {path}: {error.strerror or error}"
@@ -299,9 +311,10 @@ def train(args) -> int:
     )
     print(f"writing to {out}/")
     last_saved = [0]
+    stops = _StopSignals()
 
     def on_epoch_end(epoch, record):
-        with _stop_signals_deferred():
+        with stops.deferred():
             save(net, checkpoint, training={**trainer.state_dict(), "run": run_settings})
             last_saved[0] = epoch
         tqdm.write(
@@ -325,21 +338,22 @@ def train(args) -> int:
         print(f"resuming after epoch {trainer.epoch} of {checkpoint}")
     started = time.perf_counter()
     stopped: str | None = None
-    with _stop_signals_handled():
+    with stops:
         try:
             trainer.fit(x_train, t_train, x_val, t_val, resume=resumed is not None)
         except _Stopped as signal_stop:
             stopped = signal_stop.name
         history = trainer.history
-        with _stop_signals_deferred():
-            if history:
-                _write_history(history, out)
-                plot_history(history, out / "curves.png", title=f"{args.model} on {args.dataset}")
-        if stopped is None:
-            try:
+        try:
+            with stops.deferred():
+                if history:
+                    _write_history(history, out)
+                    title = f"{args.model} on {args.dataset}"
+                    plot_history(history, out / "curves.png", title=title)
+            if stopped is None:
                 test_acc = net.accuracy(x_test, t_test)
-            except _Stopped as signal_stop:
-                stopped = signal_stop.name
+        except _Stopped as signal_stop:
+            stopped = stopped or signal_stop.name
     if stopped is not None:
         kept = (
             f"kept the checkpoint of epoch {last_saved[0]}: {checkpoint}"

@@ -75,6 +75,11 @@ class Model(Network):
     name>.<param>"``, the layer name being that of the first node that calls it: the name the
     user gave (``layer(x, name="stage1.conv1")``), or one made from its type
     (``"conv2d_1"``).
+
+    A layer called at several places runs each later call on a shallow copy made when the
+    model is built (sharing its ``params`` and ``buffers`` dicts, so training updates reach
+    every call); set a shared layer's other attributes (a BatchNorm's momentum, a Dropout's
+    p) before building the model.
     """
 
     def __init__(
@@ -191,14 +196,18 @@ class Model(Network):
             else:
                 out = runner.forward(args[0], train=train)
             values[id(node)] = out
-            if (
-                not train
-                and runner.fresh_inference_output
+            if train:
+                pass
+            elif (
+                runner.fresh_inference_output
                 and isinstance(out, np.ndarray)
                 and out.flags.c_contiguous
                 and out.flags.writeable
             ):
                 fresh.add(id(node))
+            else:  # the output may be an input itself, or a view of one (Dropout, Flatten):
+                for parent in node.inputs:  # those now have a reader more than their count
+                    fresh.discard(id(parent))
             if not train:  # drop what no later layer reads
                 for parent in node.inputs:
                     left[id(parent)] -= 1
@@ -322,11 +331,11 @@ class Model(Network):
                 continue
             if set(spec) != {"name", "layer", "inputs"} or not isinstance(spec["inputs"], list):
                 raise DlxValueError(f"{where} ({name!r}) must have a layer and a list of inputs")
-            if spec["layer"] not in layers:
+            if not isinstance(spec["layer"], str) or spec["layer"] not in layers:
                 raise DlxValueError(
                     f"{where} ({name!r}) calls the layer {spec['layer']!r}, which 'layers' does not define"
                 )
-            missing = [p for p in spec["inputs"] if p not in nodes]
+            missing = [p for p in spec["inputs"] if not isinstance(p, str) or p not in nodes]
             if missing:
                 raise DlxValueError(
                     f"{where} ({name!r}) takes {missing}, which are not earlier nodes"
@@ -335,7 +344,9 @@ class Model(Network):
         ends = {}
         for key in ("inputs", "outputs"):
             names = config.get(key)
-            if not isinstance(names, list) or not all(n in nodes for n in names):
+            if not isinstance(names, list) or not all(
+                isinstance(n, str) and n in nodes for n in names
+            ):
                 raise DlxValueError(f"'{key}' must list names of nodes, got {names!r}")
             ends[key] = [nodes[n] for n in names]
         return cls(

@@ -180,10 +180,10 @@ def resnet(
     weight_decay: float = 0.0,
     dtype=np.float32,
 ) -> Model:
-    """The CIFAR ResNet of He et al. (2016): depth = 6n + 2 layers with weights. A 3x3
-    convolution, then three stages of n basic blocks with width, 2 x width and 4 x width
-    channels (the second and third start with stride 2 and a 1x1 projection shortcut), global
-    average pooling and one Affine layer. ``resnet(20)`` is ResNet-20 (n = 3, 0.27 M
+    """The CIFAR ResNet of He et al. (2016): depth = 6n + 2 layers with weights on the main
+    path. A 3x3 convolution, then three stages of n basic blocks with width, 2 x width and 4 x
+    width channels (the second and third start with stride 2 and a 1x1 projection shortcut,
+    the paper's option B), global average pooling and one Affine layer. ``resnet(20)`` is ResNet-20 (n = 3, 0.27 M
     parameters at width 16). Parameters are named by place: ``stage2.block1.1.conv.W``."""
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise DlxValueError(

@@ -41,8 +41,8 @@ class Network:
         weight_decay: float = 0.0,
         regularization: str = "l2",
     ) -> None:
-        if isinstance(loss, str):
-            if loss not in LOSSES:
+        if isinstance(loss, str) or not isinstance(loss, Loss):
+            if not isinstance(loss, str) or loss not in LOSSES:
                 raise DlxValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
             loss = LOSSES[loss]()
         if not isinstance(loss, Loss):

@@ -110,7 +110,13 @@ class Optimizer:
         for name, value in settings.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise DlxTypeError(f"the setting {name!r} must be a number, got {value!r}")
-            setattr(self, name, type(getattr(self, name))(value))
+        steps = settings.get("t", 0)
+        if not isinstance(steps, int) or steps < 0:
+            raise DlxValueError(f"the step count t must be an int >= 0, got {steps!r}")
+        # The constructor checks every hyperparameter's range.
+        checked = type(self)(**{k: v for k, v in settings.items() if k != "t"})
+        for name in settings:
+            setattr(self, name, steps if name == "t" else getattr(checked, name))
         self.state = {key: {n: a.copy() for n, a in s.items()} for key, s in slots.items()}
 
     def _slot(self, key: str, name: str, like: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from .errors import DlxKeyError, DlxTypeError, DlxValueError
+from .layers import base
 from .layers.base import Layer
 
 __all__ = [
@@ -196,3 +197,4 @@ def _register_builtins() -> None:
 
 
 _register_builtins()
+base.set_registry_lookup(name_of)

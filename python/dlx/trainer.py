@@ -124,7 +124,27 @@ class Trainer:
         except (TypeError, ValueError, KeyError) as error:
             raise DlxValueError(f"the state's generator state does not fit: {error}") from error
         self.epoch, self.history = epoch, {k: list(v) for k, v in history.items()}
-        self._best_score, self._waited = state.get("best_score"), int(state.get("waited", 0))
+        best_score, waited = state.get("best_score"), state.get("waited", 0)
+        if best_score is not None and (
+            isinstance(best_score, bool) or not isinstance(best_score, (int, float))
+        ):
+            raise DlxValueError(f"the state's best_score must be a number, got {best_score!r}")
+        if isinstance(waited, bool) or not isinstance(waited, int) or waited < 0:
+            raise DlxValueError(f"the state's waited must be an int >= 0, got {waited!r}")
+        model_keys = set(self.network.state_dict())
+        for which in ("best_state", "last_state"):
+            held = state.get(which)
+            if held is not None and set(held) != model_keys:
+                raise DlxValueError(f"the state's {which} does not hold this network's arrays")
+        params = self.network.params
+        for key, slots in state["optimizer"]["slots"].items():
+            if key not in params or any(
+                a.shape != params[key].shape or a.dtype != params[key].dtype for a in slots.values()
+            ):
+                raise DlxValueError(
+                    f"the optimizer state's slots of {key!r} do not fit this network's parameters"
+                )
+        self._best_score, self._waited = best_score, waited
         self._best_state = _copied(state.get("best_state"))
         self._last_state = _copied(state.get("last_state"))
 
@@ -243,7 +263,7 @@ class Trainer:
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch, record)
 
-        if self._best_state is not None and self._waited:
+        if self.early_stopping and self._best_state is not None and self._waited:
             # The best epoch's weights and BatchNorm statistics; the last epoch's are kept
             # for a resumed run to continue from.
             self._last_state = net.state_dict()

@@ -153,3 +153,12 @@ def test_a_valid_provider_name_is_suggested(tmp_path):
     _write(tmp_path / "m.npz", meta, members)
     with pytest.raises(CheckpointError, match="pip install dlx-example-plugin"):
         dlx.load(tmp_path / "m.npz")
+
+
+def test_metadata_nested_too_deep_is_refused(tmp_path):
+    path = tmp_path / "deep.npz"
+    text = ("[" * 100_000 + "]" * 100_000).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("meta.npy", _npy(np.frombuffer(text, np.uint8)))
+    with pytest.raises(CheckpointError):
+        dlx.load(path)

@@ -235,3 +235,26 @@ def test_summary_of_a_graph_counts_a_shared_layer_once():
     text = branching_model().summary((3, 6, 6), batch_size=2)
     assert text.splitlines()[-1].split()[1:] == ["1,078", "21,816"]
     assert "shared Conv2d" in text
+
+
+def test_inference_never_overwrites_an_array_a_branch_still_reads(rng):
+    """Dropout (the identity at inference) and Flatten (a view) hand on their input itself:
+    a ReLU beside them must not write over it."""
+    for make in (lambda: L.Dropout(0.5), lambda: L.Flatten()):
+        x = dlx.Input((4,))
+        a = L.Affine(4, 4, dtype=np.float64)(x)
+        y = L.Add()(make()(a), L.ReLU()(a))
+        model = dlx.Model(x, y)
+        xb = rng.standard_normal((3, 4))
+        h = xb @ model.params["affine_1.W"] + model.params["affine_1.b"]
+        np.testing.assert_allclose(model.predict(xb), h + np.maximum(h, 0), rtol=1e-12)
+
+
+def test_wiring_refuses_odd_graphs():
+    x = dlx.Input((4,))
+    with pytest.raises(ValueError, match="Add merges two or more nodes, got 1"):
+        L.Add()(x)
+    with pytest.raises(ValueError, match="a node name is letters, digits"):
+        L.ReLU()(x, name="a/b")
+    with pytest.raises(ValueError, match="more than 67,108,864 values"):
+        dlx.Input((1, 40000, 40000))

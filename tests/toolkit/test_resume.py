@@ -98,3 +98,33 @@ def test_optimizer_state_round_trip_and_checks():
         dlx.optim.SGD().load_state_dict(state)
     with pytest.raises(TypeError, match="the setting 'lr' must be a number"):
         other.load_state_dict({**state, "settings": {**state["settings"], "lr": "fast"}})
+
+
+def test_resume_states_are_checked(tmp_path):
+    opt = dlx.optim.Adam()
+    state = opt.state_dict()
+    with pytest.raises(ValueError, match="beta1 must lie in"):
+        dlx.optim.Adam().load_state_dict({**state, "settings": {**state["settings"], "beta1": 1}})
+    with pytest.raises(ValueError, match="step count t must be an int"):
+        dlx.optim.Adam().load_state_dict({**state, "settings": {**state["settings"], "t": -1}})
+
+    x, t, _, _ = data()
+    net = network()
+    trainer = dlx.Trainer(net, "adam", epochs=1, batch_size=50, progress=False)
+    trainer.fit(x, t)
+    saved = trainer.state_dict()
+    other = dlx.Trainer(dlx.models.mlp(64, [8], 3), "adam", epochs=2, progress=False)
+    with pytest.raises(ValueError, match="do not fit this network's parameters"):
+        other.load_state_dict(saved)
+
+    mt = dlx.Trainer(
+        net,
+        "adam",
+        epochs=1,
+        batch_size=50,
+        progress=False,
+        rng=np.random.Generator(np.random.MT19937(0)),
+    )
+    mt.fit(x, t)
+    with pytest.raises(TypeError, match="numpy.random.default_rng"):
+        dlx.save(net, tmp_path / "m.npz", training=mt.state_dict())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -148,13 +149,25 @@ class Layer:
 
     def to_config(self) -> dict[str, Any]:
         """``{"type": registered name, **constructor arguments}``, plain JSON."""
-        from ..registry import name_of
-
-        return {"type": name_of(type(self)), **self.config_args()}
+        return {"type": _registered_name(type(self)), **self.config_args()}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config_args().items())
         return f"{type(self).__name__}({args})"
+
+
+def _registry_not_loaded(cls: type) -> str:
+    raise DlxValueError("dlx.registry is not loaded: import dlx")
+
+
+# The name a layer class is registered under. dlx.registry, which imports the layers, installs
+# its lookup here when it loads (set_registry_lookup), so the layers never import it.
+_registered_name: Callable[[type], str] = _registry_not_loaded
+
+
+def set_registry_lookup(lookup: Callable[[type], str]) -> None:
+    global _registered_name
+    _registered_name = lookup
 
 
 def cached(layer: Layer, value: Any) -> Any:

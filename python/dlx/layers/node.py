@@ -8,6 +8,8 @@ wired, not at the first batch. :class:`dlx.Model` turns the nodes into a network
 
 from __future__ import annotations
 
+import math
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +21,12 @@ if TYPE_CHECKING:
     from .base import Layer
 
 __all__ = ["Input", "Node"]
+
+# Node names become parameter names and checkpoint member names: a safe alphabet only.
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+# The shapes of a graph are found by running each layer on one zero sample; a sample larger
+# than this (2**26 values, 256 MiB of float32) is refused rather than allocated.
+MAX_SAMPLE_ELEMENTS = 2**26
 
 
 class Node:
@@ -42,14 +50,23 @@ class Node:
                     f"{type(layer).__name__} was called on nodes and a {type(node).__name__} "
                     f"(argument {i}): a graph layer takes nodes only"
                 )
-        if name is not None and (not isinstance(name, str) or not name):
-            raise DlxTypeError(f"name must be a non-empty str, got {name!r}")
+        _check_name(name)
         merges = getattr(layer, "merges", False)
+        if merges and len(inputs) < 2:
+            raise DlxValueError(
+                f"{type(layer).__name__} merges two or more nodes, got {len(inputs)}"
+            )
         if not merges and len(inputs) != 1:
             raise DlxValueError(
                 f"{type(layer).__name__} takes one input, got {len(inputs)} nodes; merge them "
                 "first with dlx.layers.Add, Concat or Mul"
             )
+        for node in inputs:
+            if math.prod(node.shape) > MAX_SAMPLE_ELEMENTS:
+                raise DlxValueError(
+                    f"{node.describe()} has samples of shape {node.shape}, more than "
+                    f"{MAX_SAMPLE_ELEMENTS:,} values"
+                )
         try:
             if merges:
                 shape = layer.output_shape(*(n.shape for n in inputs))
@@ -81,6 +98,16 @@ def Input(shape, name: str | None = None) -> Node:
     if not isinstance(shape, (tuple, list)) or not shape:
         raise DlxTypeError(f"shape must be a tuple of sizes, got {shape!r}")
     sizes = tuple(_checks.integer(s, "each size of shape", 1) for s in shape)
-    if name is not None and (not isinstance(name, str) or not name):
-        raise DlxTypeError(f"name must be a non-empty str, got {name!r}")
+    if math.prod(sizes) > MAX_SAMPLE_ELEMENTS:
+        raise DlxValueError(
+            f"an input sample of shape {sizes} holds more than {MAX_SAMPLE_ELEMENTS:,} values"
+        )
+    _check_name(name)
     return Node(None, (), sizes, name)
+
+
+def _check_name(name: object) -> None:
+    if name is not None and (not isinstance(name, str) or not _NAME.fullmatch(name)):
+        raise DlxValueError(
+            f"a node name is letters, digits, '_', '-' and '.', at most 100 of them, got {name!r}"
+        )

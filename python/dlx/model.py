@@ -196,25 +196,29 @@ class Model(Network):
             else:
                 out = runner.forward(args[0], train=train)
             values[id(node)] = out
-            if train:
-                pass
-            elif (
-                runner.fresh_inference_output
-                and isinstance(out, np.ndarray)
-                and out.flags.c_contiguous
-                and out.flags.writeable
-            ):
-                fresh.add(id(node))
-            else:  # the output may be an input itself, or a view of one (Dropout, Flatten):
-                for parent in node.inputs:  # those now have a reader more than their count
-                    fresh.discard(id(parent))
-            if not train:  # drop what no later layer reads
-                for parent in node.inputs:
-                    left[id(parent)] -= 1
-                    if left[id(parent)] == 0 and id(parent) not in keep:
-                        values.pop(id(parent), None)
+            if not train:
+                self._track_inference_memory(node, runner, out, fresh, left, keep, values)
         results = [values[id(n)] for n in self.outputs]
         return results[0] if len(results) == 1 else results
+
+    @staticmethod
+    def _track_inference_memory(node, runner, out, fresh, left, keep, values) -> None:
+        """After ``node`` ran at inference: note whether its output is a temporary later
+        layers may overwrite, and drop the arrays no later layer reads."""
+        if (
+            runner.fresh_inference_output
+            and isinstance(out, np.ndarray)
+            and out.flags.c_contiguous
+            and out.flags.writeable
+        ):
+            fresh.add(id(node))
+        else:  # the output may be an input itself or a view of one (Dropout, Flatten), so
+            for parent in node.inputs:  # those have a reader their count does not show
+                fresh.discard(id(parent))
+        for parent in node.inputs:
+            left[id(parent)] -= 1
+            if left[id(parent)] == 0 and id(parent) not in keep:
+                values.pop(id(parent), None)
 
     def loss(self, x, t: np.ndarray, train: bool = True) -> float:
         if len(self.outputs) != 1:

@@ -201,6 +201,18 @@ def _resumed_run(args):
             f"{checkpoint} holds no training state to resume from (a model saved without "
             "it, or by another version of dlx)"
         )
+    kinds = {"batch_size": int, "seed": int, "lr": float, "val_fraction": float}
+    for name in RUN_SETTINGS:
+        value, kind = run[name], kinds.get(name, str)
+        optional = name in ("weight_decay", "weight_init")
+        if name == "weight_decay":
+            kind = float
+        if not (
+            (optional and value is None)
+            or (isinstance(value, kind) and not isinstance(value, bool))
+            or (kind is float and isinstance(value, int) and not isinstance(value, bool))
+        ):
+            raise DlxValueError(f"{checkpoint}: the run's setting {name} is {value!r}")
     for name in RUN_SETTINGS:
         given = getattr(args, name)
         if given != args.train_defaults[name] and given != run[name]:

@@ -22,17 +22,9 @@ import statistics
 import time
 
 import numpy as np
+from bench_inference import builders
 
 BATCH = 100
-
-
-def builders(dlx):
-    return {
-        "MLP 784-100-100-10": lambda: dlx.models.mlp(784, [100, 100], 10),
-        "SimpleConvNet": dlx.models.simple_conv_net,
-        "DeepConvNet": dlx.models.deep_conv_net,
-        "DeepConvNet+BN": lambda: dlx.models.deep_conv_net(batchnorm=True),
-    }
 
 
 def main() -> None:

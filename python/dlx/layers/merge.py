@@ -26,6 +26,12 @@ class Merge(Layer):
     def output_shape(self, *input_shapes: tuple[int, ...]) -> tuple[int, ...]:
         return self.merged_shape([tuple(s) for s in input_shapes])
 
+    def _one_shape(self, shapes):
+        """The merged shape of layers whose inputs must all have one shape (Add, Mul)."""
+        if len(set(shapes)) > 1:
+            raise DlxValueError(f"{type(self).__name__} needs inputs of one shape, got {shapes}")
+        return shapes[0]
+
     def _checked(self, xs) -> list[np.ndarray]:
         if len(xs) < 2:
             raise DlxValueError(f"{type(self).__name__} merges two or more inputs, got {len(xs)}")
@@ -54,10 +60,7 @@ class Add(Merge):
         super().__init__()
         self.n_inputs: int | None = None
 
-    def merged_shape(self, shapes):
-        if len(set(shapes)) > 1:
-            raise DlxValueError(f"Add needs inputs of one shape, got {shapes}")
-        return shapes[0]
+    merged_shape = Merge._one_shape
 
     def forward(self, *xs, train=True):
         xs = self._checked(xs)
@@ -81,10 +84,7 @@ class Mul(Merge):
         super().__init__()
         self.xs: list[np.ndarray] | None = None
 
-    def merged_shape(self, shapes):
-        if len(set(shapes)) > 1:
-            raise DlxValueError(f"Mul needs inputs of one shape, got {shapes}")
-        return shapes[0]
+    merged_shape = Merge._one_shape
 
     def forward(self, *xs, train=True):
         xs = self._checked(xs)

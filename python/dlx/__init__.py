@@ -10,6 +10,7 @@ The pieces, in the order a course meets them:
 - :class:`dlx.Sequential`, :class:`dlx.Model` (graphs wired from :func:`dlx.Input`),
   :mod:`dlx.models` and :class:`dlx.Trainer`: networks and training
 - :mod:`dlx.ops`: the convolution and pooling kernels (C++, with a NumPy reference)
+- :mod:`dlx.onnx`: export to ONNX and import from it
 - :func:`dlx.show_config`: the version, the CPU level the kernels run at, the build and BLAS
 - :mod:`dlx.errors`: :class:`dlx.DlxError`, the base of the errors dlx raises for a mistake
 """
@@ -28,6 +29,7 @@ from . import (
     init,
     layers,
     models,
+    onnx,
     ops,
     optim,
     testing,
@@ -73,6 +75,7 @@ __all__ = [
     "list_layers",
     "load",
     "models",
+    "onnx",
     "ops",
     "optim",
     "refresh_plugins",

@@ -3,6 +3,7 @@
 dlx train                 train SimpleConvNet on the bundled Fashion-MNIST subset
 dlx evaluate CHECKPOINT   accuracy and confusion matrix of a saved model
 dlx summary MODEL         shapes, parameters and multiply-adds per layer
+dlx export CHECKPOINT OUT write a saved model as ONNX (needs dlx-scratch[onnx])
 dlx experiment NAME       the classic experiments of the course, as figures
 dlx layers                every layer, with the package that provides it
 dlx demo                  the edge-detection convolution through the C++ kernels
@@ -442,6 +443,47 @@ def summary(args) -> int:
     return 0
 
 
+def export(args) -> int:
+    from . import onnx
+    from .checkpoint import load_training
+    from .network import Sequential
+
+    net, state = load_training(args.checkpoint)
+    shape = args.input_shape
+    if shape is None and isinstance(net, Sequential) and not _starts_with_affine(net):
+        shape = _trained_sample_shape(args.checkpoint, state)
+    path = onnx.export(
+        net,
+        args.out,
+        shape,
+        opset=args.opset,
+        fold_batchnorm=args.fold_batchnorm,
+        softmax=args.softmax,
+    )
+    print(f"wrote {path} (ONNX opset {args.opset or onnx.DEFAULT_OPSET})")
+    return 0
+
+
+def _starts_with_affine(net) -> bool:
+    from .layers import Affine
+
+    return bool(net.layers) and isinstance(net.layers[0], Affine)
+
+
+def _trained_sample_shape(checkpoint: str, state: dict | None) -> tuple[int, ...]:
+    """One sample's shape of the data a `dlx train` checkpoint was trained on."""
+    from . import datasets
+
+    run = state.get("run") if isinstance(state, dict) else None
+    dataset = run.get("dataset") if isinstance(run, dict) else None
+    if not isinstance(dataset, str):
+        raise DlxValueError(
+            f"{checkpoint} does not say what shape its inputs have: give --input-shape C,H,W"
+        )
+    (x, _), _ = datasets.load_dataset(dataset)
+    return tuple(x.shape[1:])
+
+
 def experiment(args) -> int:
     from .experiments import EXPERIMENTS, run
 
@@ -602,6 +644,25 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=_positive_int, default=1)
     p.set_defaults(run=summary)
+
+    p = commands.add_parser("export", help="write a checkpoint's model as an ONNX file")
+    p.add_argument("checkpoint", help="a model saved by dlx train or dlx.save (.npz)")
+    p.add_argument("out", help="the ONNX file to write (.onnx)")
+    p.add_argument(
+        "--input-shape",
+        type=_shape,
+        help="one sample's shape (default: the model's, else that of the data it was trained on)",
+    )
+    p.add_argument("--opset", type=_positive_int, help="ONNX operator set (default: 17)")
+    p.add_argument(
+        "--fold-batchnorm",
+        action="store_true",
+        help="merge each BatchNorm into the convolution or Affine layer before it",
+    )
+    p.add_argument(
+        "--softmax", action="store_true", help="add the class probabilities as a second output"
+    )
+    p.set_defaults(run=export)
 
     p = commands.add_parser(
         "experiment", help="run a classic experiment of the course, writing figures"

@@ -14,6 +14,7 @@ __all__ = [
     "DlxKeyError",
     "DlxTypeError",
     "DlxValueError",
+    "MissingExtraError",
     "TrainingDivergedError",
 ]
 
@@ -43,3 +44,14 @@ class DlxKeyError(DlxError, KeyError):
 
     def __str__(self) -> str:  # KeyError would show the message quoted, as a key
         return str(self.args[0]) if self.args else ""
+
+
+class MissingExtraError(DlxError, ImportError):
+    """A feature whose optional dependencies are not installed; the message names the extra
+    (``pip install "dlx-scratch[onnx]"``) that brings them."""
+
+    def __init__(self, feature: str, extra: str, package: str) -> None:
+        super().__init__(
+            f'{feature} needs the {package} package: pip install "dlx-scratch[{extra}]"'
+        )
+        self.extra = extra

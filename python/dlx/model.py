@@ -361,6 +361,21 @@ class Model(Network):
             regularization=config.get("regularization", "l2"),
         )
 
+    def _graph_calls(self) -> list[tuple[str, Layer, str, list[str], tuple[int, ...]]]:
+        """(node name, layer, layer name, input node names, output shape) of every layer
+        call in order, as :func:`dlx.onnx.export` writes them."""
+        layer_of = {id(layer): name for name, layer in self._layers}
+        return [
+            (
+                self.node_names[id(node)],
+                node.layer,
+                layer_of[id(node.layer)],
+                [self.node_names[id(p)] for p in node.inputs],
+                node.shape,
+            )
+            for node in self._computed
+        ]
+
     def _layer_calls(self, input_shape=None):
         """(label, layer, input shapes, output shape, first call) of every layer call, for
         dlx summary."""

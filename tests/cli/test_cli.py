@@ -55,6 +55,26 @@ def test_train_evaluate_summary(tmp_path):
     assert summary.returncode == 0, summary.stderr
     assert "43,200,000" in summary.stdout  # N*FN*OH*OW*C*KH*KW of the first convolution
 
+    # dlx export: ONNX Runtime predicts what dlx predicts; the input shape comes from the data
+    # the run trained on.
+    import onnxruntime as ort
+
+    exported = dlx_cli("export", str(out / "model.npz"), str(tmp_path / "model.onnx"))
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.strip() == f"wrote {tmp_path / 'model.onnx'} (ONNX opset 17)"
+    (_, _), (x, _) = dlx.datasets.load_dataset("bundled")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    scores = dlx.load(out / "model.npz").predict(x)
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], scores, rtol=1e-5, atol=1e-4)
+
+    saved = tmp_path / "bare.npz"  # a model saved without its run: the shape must be given
+    dlx.save(dlx.load(out / "model.npz"), saved)
+    refused = dlx_cli("export", str(saved), str(tmp_path / "bare.onnx"))
+    assert refused.returncode == 2
+    assert "does not say what shape its inputs have: give --input-shape" in refused.stderr
+    given = dlx_cli("export", str(saved), str(tmp_path / "bare.onnx"), "--input-shape", "1,28,28")
+    assert given.returncode == 0, given.stderr
+
 
 def test_train_from_a_json_config(tmp_path):
     config = {

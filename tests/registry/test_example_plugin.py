@@ -72,6 +72,15 @@ def test_plugin_lifecycle(installed_plugin, tmp_path):
         dlx.save(net, "plugin_model.npz")
         again = dlx.load("plugin_model.npz")
         assert np.array_equal(again.predict(x), net.predict(x))
+        # ONNX: the plugin's to_onnx nodes run in ONNX Runtime; the file loads back as GELU.
+        import dlx.onnx, onnx, onnxruntime as ort
+        path = dlx.onnx.export(net, "plugin_model.onnx")
+        onnx.checker.check_model(onnx.load(path), full_check=True)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        y = net.predict(x)
+        np.testing.assert_allclose(session.run(None, {"input": x})[0], y, rtol=1e-5, atol=1e-5 * abs(y).max())
+        back = dlx.onnx.load(path)
+        assert back.to_config() == net.to_config() and np.array_equal(back.predict(x), y)
         print("ok", type(again[1]).__module__)
         """,
         tmp_path,

@@ -1,4 +1,5 @@
-"""Two activation layers for dlx, each a forward and a backward on one screen."""
+"""Two activation layers for dlx, each a forward and a backward on one screen, and the
+ONNX nodes that compute its forward (``to_onnx``, used by ``dlx.onnx.export``)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,15 @@ class GELU(dlx.Layer):
         du = c * (1 + x.dtype.type(3 * 0.044715) * x**2)
         return dout * x.dtype.type(0.5) * ((1 + t) + x * (1 - t**2) * du)
 
+    def to_onnx(self, graph, inputs):
+        # The same formula in ONNX operators (opset 17 has no Gelu): 0.5 x (1 + tanh(u)).
+        (x,) = inputs
+        cube = graph.node("Mul", [graph.node("Mul", [x, x]), x])
+        inner = graph.node("Add", [x, graph.node("Mul", [graph.constant(0.044715), cube])])
+        t = graph.node("Tanh", [graph.node("Mul", [graph.constant(_SQRT_2_OVER_PI), inner])])
+        half_x = graph.node("Mul", [graph.constant(0.5), x])
+        return graph.node("Mul", [half_x, graph.node("Add", [graph.constant(1.0), t])])
+
 
 class LeakyReLU(dlx.Layer):
     """y = x where x > 0, else negative_slope * x; the gradient is 1 or negative_slope."""
@@ -54,3 +64,6 @@ class LeakyReLU(dlx.Layer):
 
     def backward(self, dout):
         return dout * self.scale
+
+    def to_onnx(self, graph, inputs):
+        return graph.node("LeakyRelu", inputs, alpha=self.negative_slope)

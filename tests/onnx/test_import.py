@@ -447,3 +447,66 @@ def test_an_unregistered_layer_type_says_to_install_its_package(tmp_path):
 def test_a_missing_file_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no ONNX file at"):
         dlx.onnx.load(tmp_path / "nope.onnx")
+
+
+def test_a_config_cannot_make_dlx_allocate_weights_the_file_does_not_hold(tmp_path):
+    model = exported_with_metadata(tmp_path)
+    for prop in model.graph.node[0].metadata_props:
+        if prop.key == "dlx.config":
+            config = json.loads(prop.value)
+            config["out_features"] = 40000
+            config["in_features"] = 40000
+            prop.value = json.dumps(config)
+    for tensor in model.graph.initializer:  # dims that fit the config, with no bytes behind
+        if tensor.name == "0.W":
+            tensor.dims[:] = [40000, 40000]
+        if tensor.name == "0.b":
+            tensor.dims[:] = [40000]
+    with pytest.raises(dlx.onnx.OnnxError, match="needs 6400000000 bytes, the file holds"):
+        dlx.onnx.load(save(model, tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("node", "weights", "match"),
+    [
+        (conv(kernel_shape=3), {"w": weight(2, 1, 3, 3)}, "kernel_shape must be a list of ints"),
+        (
+            helper.make_node("Sum", ["w"], ["y"], name="s"),
+            {"w": weight(1, 8, 8)},
+            r"node 's' \(Sum\): its input 'w' is not a computed tensor",
+        ),
+        (
+            helper.make_node("Concat", ["x", "x"], ["y"], name="c", axis="a"),
+            {},
+            r"node 'c' \(Concat\): axis b?'a'",
+        ),
+        (
+            helper.make_node("Gemm", ["x", "w"], ["y"], name="g"),
+            {"w": np.zeros((0, 4), np.float32)},
+            r"node 'g' \(Gemm\): its weight 'w' has shape \(0, 4\)",
+        ),
+    ],
+)
+def test_fields_of_the_wrong_kind_are_refused(node, weights, match, tmp_path):
+    with pytest.raises(dlx.onnx.OnnxError, match=match):
+        dlx.onnx.load(save(one_node_model(node, weights), tmp_path))
+
+
+def test_a_final_softmax_is_dropped_only_for_a_softmax_classifier(tmp_path):
+    model = make(
+        [
+            helper.make_node("Flatten", ["x"], ["f"]),
+            helper.make_node("Softmax", ["f"], ["y"], name="sm"),
+        ],
+        {},
+    )
+    assert isinstance(dlx.onnx.load(save(model, tmp_path)), dlx.Sequential)
+    model.metadata_props.add(key="dlx.loss", value="MeanSquaredError")
+    with pytest.raises(dlx.onnx.OnnxError, match=r"node 'sm' \(Softmax\)"):
+        dlx.onnx.load(save(model, tmp_path))
+
+
+def test_an_external_location_that_is_not_a_path_is_refused(tmp_path):
+    model = one_node_model(conv(kernel_shape=[1, 1]), {"w": weight(2, 1, 1, 1)})
+    with pytest.raises(dlx.onnx.OnnxError, match="not a path"):
+        dlx.onnx.load(external(model, "w\0.bin", tmp_path))

@@ -95,6 +95,12 @@ def export(
         graph.end(result, output, config)
         graph.set_shape(output, bn.shape if bn is not None else call.shape)
 
+    clashes = sorted(set(graph.initializers) & {o for n in graph.nodes for o in n.output})
+    if clashes:
+        raise OnnxError(
+            f"the node name {clashes[0]!r} is also the name of a weight (layer name + key): "
+            "rename that node"
+        )
     output_shapes = [(name, graph.shape(name)) for name in outputs]
     if softmax:
         output_shapes.append(_add_softmax(model, graph, outputs))

@@ -92,6 +92,8 @@ def load(path: str | os.PathLike) -> Network:
         raise OnnxError(f"{path}: {error}") from error
     except DlxError as error:  # a layer or the graph refused what the file describes
         raise OnnxError(f"{path}: {error}") from error
+    except (TypeError, ValueError, KeyError, IndexError) as error:  # fields of the wrong kind
+        raise OnnxError(f"{path}: a malformed model ({type(error).__name__}: {error})") from error
 
 
 class _Importer:
@@ -109,6 +111,8 @@ class _Importer:
         self.external_bytes = 0
         self.dtype: np.dtype | None = None
         self.metadata = {p.key: p.value for p in proto.metadata_props}
+        self.read = {name for node in self.graph.node for name in node.input}
+        self.graph_outputs = {value.name for value in self.graph.output}
         if self.graph.sparse_initializer:
             raise OnnxError("sparse initializers are not supported")
 
@@ -232,6 +236,8 @@ class _Importer:
             or not all(isinstance(n, str) for n in inputs)
         ):
             raise OnnxError(f"{where} do not say which tensors the call reads")
+        if not group[-1].output or not group[-1].output[0]:
+            raise OnnxError(f"{where} have no output")
         output = group[-1].output[0]
         if layer_name in self.layers:  # a shared layer's later call
             layer, first = self.layers[layer_name]
@@ -285,8 +291,9 @@ class _Importer:
             ) from error
         for kind in ("params", "buffers"):
             for key, shape in (shapes or {}).get(kind, {}).items():
-                tensor = self.tensors.get(f"{layer_name}.{key}")
-                held = None if tensor is None else tuple(tensor.dims)
+                name = f"{layer_name}.{key}"
+                # Read (and so size-check against its bytes) before the layer is allocated.
+                held = self._array(name).shape if name in self.tensors else None
                 if held != tuple(shape):
                     raise OnnxError(
                         f"{where} declare {key} of shape {tuple(shape)}, but the file holds "
@@ -377,7 +384,7 @@ class _Importer:
         if name not in self.tensors:
             self._refuse(node, f"its weight {name!r} must be an initializer")
         array = self._array(name)
-        if array.ndim != ndim:
+        if array.ndim != ndim or 0 in array.shape:
             self._refuse(node, f"its weight {name!r} has shape {array.shape}, not {ndim}-D")
         self._agree_dtype(array.dtype, f"the initializer {name!r}")
         return array
@@ -385,6 +392,12 @@ class _Importer:
     def _window(self, node, attrs: dict[str, Any], kernel=None):
         if list(attrs.get("dilations") or [1, 1]) != [1, 1]:
             self._refuse(node, f"dilations {attrs['dilations']} (dlx has none)")
+        for key in ("kernel_shape", "strides", "pads", "dilations"):
+            value = attrs.get(key)
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(v, int) for v in value)
+            ):
+                self._refuse(node, f"{key} must be a list of ints, got {value!r}")
         kernel = list(attrs.get("kernel_shape") or kernel or [])
         if len(kernel) != 2:
             self._refuse(node, f"kernel_shape {kernel} (dlx has 2-D windows)")
@@ -560,7 +573,7 @@ class _Importer:
     def _op_Sum(self, node, attrs) -> None:
         self._allow(node, attrs, {})
         if len(node.input) == 1:
-            self.values[node.output[0]] = self.values[node.input[0]]
+            self._op_Identity(node, attrs)
             return
         self._add(node, Add(), list(node.input))
 
@@ -575,14 +588,14 @@ class _Importer:
             self._refuse(node, f"its input {node.input[0]!r} is not a computed tensor")
         rank = len(first.shape) + 1
         axis = attrs["axis"]
-        if axis is None or not -rank <= axis < rank or axis % rank == 0:
+        if not isinstance(axis, int) or not -rank <= axis < rank or axis % rank == 0:
             self._refuse(node, f"axis {axis} (dlx joins a sample axis, 1 to {rank - 1})")
         self._add(node, Concat(axis % rank), list(node.input))
 
     def _op_Dropout(self, node, attrs) -> None:
         attrs = self._allow(node, attrs, {"seed": 0})
         mask = node.output[1] if len(node.output) > 1 else ""
-        if mask and (self._read_by_nodes(mask) or mask in {v.name for v in self.graph.output}):
+        if mask and (self._read_by_nodes(mask) or mask in self.graph_outputs):
             self._refuse(node, "its mask output is used (dlx's Dropout has none)")
         p = self._scalar(node, node.input[1]) if len(node.input) > 1 and node.input[1] else 0.5
         if len(node.input) > 2 and node.input[2] and self._scalar(node, node.input[2]):
@@ -604,13 +617,14 @@ class _Importer:
         attrs = self._allow(node, attrs, {"axis": -1})
         x = node.input[0]
         out = node.output[0]
-        graph_outputs = {v.name for v in self.graph.output}
+        graph_outputs = self.graph_outputs
         if (
             x not in self.values
             or len(self.values[x].shape) != 1
             or attrs["axis"] not in (1, -1)
             or out not in graph_outputs
             or self._read_by_nodes(out)
+            or self.metadata.get("dlx.loss", "SoftmaxWithLoss") != "SoftmaxWithLoss"
         ):
             self._refuse(
                 node,
@@ -621,7 +635,7 @@ class _Importer:
 
     # -- tensors --------------------------------------------------------------------------
     def _read_by_nodes(self, tensor: str) -> bool:
-        return any(tensor in n.input for n in self.graph.node)
+        return tensor in self.read
 
     def _constant(self, node, name: str) -> np.ndarray:
         if name in self.constants:
@@ -699,7 +713,10 @@ class _Importer:
         info = {entry.key: entry.value for entry in tensor.external_data}
         location = info.get("location", "")
         folder = self.folder.resolve()
-        target = (folder / location).resolve()
+        try:
+            target = (folder / location).resolve()
+        except (OSError, ValueError):  # a NUL byte, a loop of links
+            raise OnnxError(f"the tensor {name!r} is stored in {location!r}, not a path") from None
         if not location or Path(location).is_absolute() or folder not in target.parents:
             raise OnnxError(
                 f"the tensor {name!r} is stored in {location!r}, outside the model's folder"

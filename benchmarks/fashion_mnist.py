@@ -29,10 +29,11 @@ from collections.abc import Iterator
 import numpy as np
 
 
-def dlx_epochs(model, x, t, xt, tt, epochs, seed, weight_init) -> Iterator[dict]:
+def dlx_epochs(model, x, t, xt, tt, epochs, seed, weight_init, threads) -> Iterator[dict]:
     import dlx
     from dlx.cli import build_model
 
+    dlx.threads.set_num_threads(threads)
     dlx.seed(seed)
     net = build_model(model, x.shape[1:], weight_init=weight_init)
     # One epoch per fit: the optimizer's state and dlx's shuffling generator carry over.
@@ -48,14 +49,14 @@ def dlx_epochs(model, x, t, xt, tt, epochs, seed, weight_init) -> Iterator[dict]
         }
 
 
-def torch_epochs(model, x, t, xt, tt, epochs, seed, weight_init) -> Iterator[dict]:
+def torch_epochs(model, x, t, xt, tt, epochs, seed, weight_init, threads) -> Iterator[dict]:
     import dlx
     import torch
     from dlx.cli import build_model
     from torch_twin import torch_twin
 
     torch.manual_seed(seed)
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(threads)
     dlx.seed(seed)  # the same architecture and initial weights as dlx_epochs
     net = torch_twin(build_model(model, x.shape[1:], weight_init=weight_init), x.shape[1:])
     opt = torch.optim.Adam(net.parameters(), 1e-3)
@@ -92,6 +93,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="threads of each framework"
+    )
+    parser.add_argument(
         "--weight-init",
         choices=["uniform", "he", "xavier"],
         default="uniform",
@@ -104,7 +108,9 @@ def main() -> None:
     (x, t), (xt, tt) = load_mnist("fashion-mnist", download=False)
     frameworks = ["dlx", "torch"] if args.framework == "both" else [args.framework]
     runs = {
-        name: RUNNERS[name](args.model, x, t, xt, tt, args.epochs, args.seed, args.weight_init)
+        name: RUNNERS[name](
+            args.model, x, t, xt, tt, args.epochs, args.seed, args.weight_init, args.threads
+        )
         for name in frameworks
     }
     records: dict[str, list[dict]] = {name: [] for name in frameworks}
@@ -120,6 +126,7 @@ def main() -> None:
                     "model": args.model,
                     "weight_init": args.weight_init,
                     "epochs": args.epochs,
+                    "threads": args.threads,
                     "final_test_acc": done[-1]["test_acc"],
                     "best_test_acc": max(r["test_acc"] for r in done),
                     "seconds_per_epoch": float(np.median([r["seconds"] for r in done])),

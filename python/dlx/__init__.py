@@ -11,6 +11,7 @@ The pieces, in the order a course meets them:
   :mod:`dlx.models` and :class:`dlx.Trainer`: networks and training
 - :mod:`dlx.ops`: the convolution and pooling kernels (C++, with a NumPy reference)
 - :mod:`dlx.onnx`: export to ONNX and import from it
+- :mod:`dlx.distributed`: data-parallel training over MPI
 - :func:`dlx.show_config`: the version, the CPU level the kernels run at, the build and BLAS
 - :mod:`dlx.errors`: :class:`dlx.DlxError`, the base of the errors dlx raises for a mistake
 """
@@ -22,6 +23,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import (
     config,
     datasets,
+    distributed,
     errors,
     functional,
     gradcheck,
@@ -64,6 +66,7 @@ __all__ = [
     "build_layer",
     "config",
     "datasets",
+    "distributed",
     "errors",
     "functional",
     "get_layer",

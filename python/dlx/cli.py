@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ops
-from .errors import DlxFileNotFoundError, DlxValueError
+from .errors import DlxError, DlxFileNotFoundError, DlxValueError
 
 MODELS = ("mlp", "simpleconvnet", "deepconvnet", "deepconvnet-bn", "resnet20")
 
@@ -225,6 +225,36 @@ def _resumed_run(args):
     return checkpoint, net, state
 
 
+def _communicator(args):
+    """The ranks of a --distributed run, else None (one process, as ever)."""
+    if not args.distributed:
+        if args.sync_batchnorm:
+            raise DlxValueError("--sync-batchnorm needs --distributed")
+        return None
+    from .distributed import init
+
+    return init()
+
+
+@contextlib.contextmanager
+def _together(comm):
+    """Run a block on every rank; when it fails on any rank (a setting or file one of them
+    cannot use), every rank raises the same CollectiveError instead of waiting for it."""
+    if comm is None:
+        yield
+        return
+    try:
+        yield
+    except DlxError as error:
+        comm.agree(error)
+        raise
+    comm.agree(None)
+
+
+def _quiet(*args, **kwargs) -> None:
+    """print for ranks other than 0: they say nothing."""
+
+
 def _claim_run_folder(out: str | None, overwrite: bool, config: dict) -> Path:
     """A folder for a new run, claimed by creating its model.json exclusively, so that no two
     runs ever share one. Without ``out``: runs/train-DATE-TIME, with a suffix (-2, -3, ...)
@@ -293,40 +323,57 @@ def train(args) -> int:
     from .checkpoint import save
     from .optim import get_optimizer
     from .plots import plot_history
-    from .trainer import Trainer
+    from .trainer import StopRequested, Trainer
 
-    resumed = _resumed_run(args) if args.resume else None
-    if resumed is not None:
-        checkpoint, net, state = resumed
-        for name, value in state["run"].items():  # the run continues with its own settings
-            setattr(args, name, value)
-    seed(args.seed)
-    (x_train, t_train), (x_test, t_test) = datasets.load_dataset(args.dataset)
-    (x_train, t_train), (x_val, t_val) = datasets.train_val_split(
-        x_train, t_train, args.val_fraction, np.random.default_rng(args.seed)
-    )
-    if resumed is None:
-        net = build_model(args.model, x_train.shape[1:], weight_init=args.weight_init)
-        if args.weight_decay is not None:  # a flag the user passed overrides the config's
-            net.weight_decay = args.weight_decay
-    optimizer = get_optimizer(args.optimizer, lr=args.lr)
+    comm = args.comm = _communicator(args)
+    main = comm is None or comm.rank == 0
+    say = print if main else _quiet
+    with _together(comm):  # a setting or file one rank cannot use stops every rank
+        resumed = _resumed_run(args) if args.resume else None
+        if resumed is not None:
+            checkpoint, net, state = resumed
+            for name, value in state["run"].items():  # the run continues with its own settings
+                setattr(args, name, value)
+        seed(args.seed)
+        (x_train, t_train), (x_test, t_test) = datasets.load_dataset(args.dataset)
+        (x_train, t_train), (x_val, t_val) = datasets.train_val_split(
+            x_train, t_train, args.val_fraction, np.random.default_rng(args.seed)
+        )
+        if resumed is None:
+            net = build_model(args.model, x_train.shape[1:], weight_init=args.weight_init)
+            if args.weight_decay is not None:  # a flag the user passed overrides the config's
+                net.weight_decay = args.weight_decay
+        optimizer = get_optimizer(args.optimizer, lr=args.lr)
     run_settings = {name: getattr(args, name) for name in RUN_SETTINGS}
+    with _together(comm):  # rank 0 claims the folder and writes every file
+        if resumed is None:
+            out = _claim_run_folder(args.out, args.overwrite, net.to_config()) if main else None
+        else:
+            out = checkpoint.parent
+    if comm is not None:
+        out = comm.broadcast_object(out)
     if resumed is None:
-        out = _claim_run_folder(args.out, args.overwrite, net.to_config())
         checkpoint = out / "model.npz"
-    else:
-        out = checkpoint.parent
-    print(
+    ranks = ""
+    if comm is not None and comm.size > 1:
+        from .threads import get_num_threads
+
+        n = get_num_threads()
+        ranks = f", {comm.size} processes x {n} thread{'s' if n > 1 else ''}"
+    say(
         f"dlx train: {args.model} on {args.dataset} ({len(x_train)} train, {len(x_val)} validation, "
         f"{len(x_test)} test), {args.epochs} epochs, batch {args.batch_size}, "
         f"{args.optimizer} lr {args.lr:g}, weight decay {net.weight_decay:g} "
-        f"({net.regularization}), seed {args.seed}"
+        f"({net.regularization}), seed {args.seed}{ranks}"
     )
-    print(f"writing to {out}/")
+    say(f"writing to {out}/")
     last_saved = [0]
     stops = _StopSignals()
 
     def on_epoch_end(epoch, record):
+        if not main:  # rank 0 saves for every rank
+            last_saved[0] = epoch
+            return
         with stops.deferred():
             save(net, checkpoint, training={**trainer.state_dict(), "run": run_settings})
             last_saved[0] = epoch
@@ -344,22 +391,33 @@ def train(args) -> int:
         progress=not args.no_progress,
         train_eval_samples=min(len(x_train), 10000),
         on_epoch_end=on_epoch_end,
+        distributed=comm is not None,
+        sync_batchnorm=args.sync_batchnorm,
     )
     if resumed is not None:
-        trainer.load_state_dict(state)
+        with _together(comm):
+            trainer.load_state_dict(state)
         last_saved[0] = trainer.epoch
-        print(f"resuming after epoch {trainer.epoch} of {checkpoint}")
+        say(f"resuming after epoch {trainer.epoch} of {checkpoint}")
     started = time.perf_counter()
     stopped: str | None = None
     with stops:
         try:
-            trainer.fit(x_train, t_train, x_val, t_val, resume=resumed is not None)
+            if comm is None:
+                trainer.fit(x_train, t_train, x_val, t_val, resume=resumed is not None)
+            else:  # a signal only raises a flag: every rank stops after the same step
+                trainer.stop_requested = lambda: stops.pending
+                with stops.deferred():
+                    try:
+                        trainer.fit(x_train, t_train, x_val, t_val, resume=resumed is not None)
+                    except StopRequested as request:
+                        stops.pending = stops.pending or request.signal
         except _Stopped as signal_stop:
             stopped = signal_stop.name
         history = trainer.history
         try:
             with stops.deferred():
-                if history:
+                if history and main:
                     _write_history(history, out)
                     title = f"{args.model} on {args.dataset}"
                     plot_history(history, out / "curves.png", title=title)
@@ -373,18 +431,17 @@ def train(args) -> int:
             if last_saved[0]
             else "no epoch had finished"
         )
-        print(f"\ninterrupted by {stopped}; {kept}", file=sys.stderr)
+        if main:
+            print(f"\ninterrupted by {stopped}; {kept}", file=sys.stderr)
         return STOP_SIGNALS[stopped]
 
     elapsed = time.perf_counter() - started
     per_epoch = float(np.mean(history["seconds"])) if history else 0.0
-    print(
+    say(
         f"test accuracy {test_acc:.4f} on {len(x_test)} images "
         f"({elapsed:.1f} s in all, {per_epoch:.1f} s per epoch)"
     )
-    print(
-        f"wrote {checkpoint}, {out / 'history.json'}, {out / 'history.csv'}, {out / 'curves.png'}"
-    )
+    say(f"wrote {checkpoint}, {out / 'history.json'}, {out / 'history.csv'}, {out / 'curves.png'}")
     return 0
 
 
@@ -553,6 +610,10 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, with a pointer to --help."""
 
     def error(self, message: str):
+        from .distributed import launcher_rank
+
+        if launcher_rank() not in (None, 0):  # under mpiexec every rank parses alike: one says
+            self.exit(2)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -625,6 +686,17 @@ def make_parser() -> argparse.ArgumentParser:
         help="continue the run in this folder (or checkpoint) to --epochs in total",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the processes of mpiexec (needs dlx-scratch[mpi]): "
+        "mpiexec -n 4 dlx train --distributed ...; --batch-size is the global batch",
+    )
+    p.add_argument(
+        "--sync-batchnorm",
+        action="store_true",
+        help="with --distributed: BatchNorm statistics over the whole global batch",
+    )
     p.set_defaults(run=train)
     p.set_defaults(train_defaults={name: p.get_default(name) for name in RUN_SETTINGS})
 
@@ -692,17 +764,36 @@ BUG_REPORT = (
 def main(argv: list[str] | None = None) -> int:
     """Run a command. A mistake in what the user gave (a DlxError) is one line on stderr and
     exit status 2; anything else is a bug and shows its traceback."""
-    from .errors import DlxError
+    from .distributed import CollectiveError, launcher_rank
+    from .errors import DlxError, TrainingDivergedError
 
+    args = None
     try:
         args = make_parser().parse_args(argv)
         return getattr(args, "run", edge_demo)(args)
     except DlxError as error:
-        print(f"dlx: error: {error}", file=sys.stderr)
+        comm = getattr(args, "comm", None)
+        if (
+            comm is None
+            and getattr(args, "distributed", False)
+            and launcher_rank() not in (None, 0)
+        ):
+            return 2  # before MPI started every rank failed alike: rank 0 says so
+        if comm is None or comm.size == 1:
+            print(f"dlx: error: {error}", file=sys.stderr)
+        elif isinstance(error, (CollectiveError, TrainingDivergedError)):
+            if comm.rank == 0:  # every rank raised it: one says so
+                print(f"dlx: error: {error}", file=sys.stderr)
+        else:  # this rank alone: the others are waiting for it
+            print(f"dlx: error on rank {comm.rank}: {error}", file=sys.stderr, flush=True)
+            comm.abort(2)
         return 2
     except Exception:
         traceback.print_exc()
-        print(BUG_REPORT, file=sys.stderr)
+        print(BUG_REPORT, file=sys.stderr, flush=True)
+        comm = getattr(args, "comm", None)
+        if comm is not None:
+            comm.abort(1)
         return 1
 
 

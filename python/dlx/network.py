@@ -149,13 +149,15 @@ class Network:
         return self.loss_layer.forward(self.predict(x, train=train), t) + self.penalty()
 
     def backward(self, dout: float = 1.0) -> dict[str, np.ndarray]:
-        """Backpropagate from the loss computed last; fills and returns the gradients."""
+        """Backpropagate from the loss computed last; fills and returns the gradients of
+        ``dout`` times the loss (weight-decay penalty included)."""
         self._backpropagate(self.loss_layer.backward(dout))
         if self.weight_decay:
+            rate = self.weight_decay * dout
             for layer, name in self._decayed():
                 w = layer.params[name]
                 decay = w if self.regularization == "l2" else np.sign(w)
-                layer.grads[name] = layer.grads[name] + w.dtype.type(self.weight_decay) * decay
+                layer.grads[name] = layer.grads[name] + w.dtype.type(rate) * decay
         return self.grads
 
     def loss_and_gradient(self, x, t: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:

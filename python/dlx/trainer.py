@@ -10,11 +10,29 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._random import get_rng
+from .distributed import (
+    GradientBuffer,
+    batchnorm_sum,
+    rank_stream,
+    shard,
+    synchronize_arrays,
+)
 from .errors import DlxTypeError, DlxValueError, TrainingDivergedError
+from .layers.normalization import BatchNorm
 from .network import Network
 from .optim import Optimizer, get_optimizer
 
-__all__ = ["Trainer"]
+__all__ = ["StopRequested", "Trainer"]
+
+
+class StopRequested(KeyboardInterrupt):
+    """Distributed training stopped after a step because a rank was asked to (Ctrl-C or
+    SIGTERM on one of them); every rank raises it after the same step. ``signal`` names the
+    signal."""
+
+    def __init__(self, signal: str) -> None:
+        super().__init__(signal)
+        self.signal = signal
 
 
 def _copied(state: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
@@ -36,6 +54,17 @@ class Trainer:
     epoch: its weights and its buffers (BatchNorm's running statistics), as
     :meth:`~dlx.Sequential.state_dict` holds them.
     ``on_epoch_end(epoch, record)`` is called after every epoch (to save checkpoints).
+
+    ``distributed=True`` trains data-parallel over MPI (:mod:`dlx.distributed`; run the
+    script under ``mpiexec``): every rank starts from rank 0's weights, follows rank 0's
+    shuffled order, takes its slice of each global batch of ``batch_size`` samples (100 on 4
+    ranks is 25 each; uneven splits are weighted by their size), and the gradients and loss
+    are summed over the ranks in one ``Allreduce`` per step, so every rank applies the same
+    update. A final batch with fewer samples than ranks is skipped. BatchNorm keeps
+    statistics per rank (rank 0's are everyone's after each epoch) unless
+    ``sync_batchnorm=True``, which computes them over the whole global batch. Evaluation is
+    split among the ranks; only rank 0 shows progress (``on_epoch_end`` runs on every rank:
+    see :attr:`is_main`). Without ``mpiexec`` it is a world of one.
     """
 
     def __init__(
@@ -50,6 +79,8 @@ class Trainer:
         train_eval_samples: int | None = None,
         rng: np.random.Generator | None = None,
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+        distributed: bool = False,
+        sync_batchnorm: bool = False,
     ) -> None:
         if not isinstance(network, Network):
             raise DlxTypeError(
@@ -69,6 +100,21 @@ class Trainer:
             raise DlxValueError(
                 f"early_stopping must be a patience >= 1 or None, got {early_stopping!r}"
             )
+        for name, flag in (("distributed", distributed), ("sync_batchnorm", sync_batchnorm)):
+            if not isinstance(flag, bool):
+                raise DlxTypeError(f"{name} must be True or False, got {flag!r}")
+        if sync_batchnorm and not distributed:
+            raise DlxValueError("sync_batchnorm=True needs distributed=True")
+        self.comm = None
+        if distributed:
+            from .distributed import init
+
+            self.comm = init()
+        self.sync_batchnorm = sync_batchnorm
+        # Polled once per step in distributed training: the name of a stop signal this rank
+        # received ("SIGINT", "SIGTERM") or None. One on any rank stops every rank after the
+        # same step (the command line sets it from Ctrl-C and SIGTERM).
+        self.stop_requested: Callable[[], str | None] | None = None
         self.epochs = epochs
         self.batch_size = batch_size
         self.progress = progress
@@ -88,6 +134,11 @@ class Trainer:
 
     def _generator(self) -> np.random.Generator:
         return get_rng() if self.rng is None else self.rng
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process reports and saves: rank 0, or the only process."""
+        return self.comm is None or self.comm.rank == 0
 
     def state_dict(self) -> dict:
         """What training needs to continue exactly where it is: the epochs completed, the
@@ -153,6 +204,10 @@ class Trainer:
         net = self.network
         if len(x) == 0:
             return float("nan"), 0.0
+        n = len(x)
+        if self.comm is not None:  # each rank its slice; the sums are added up below
+            mine = shard(n, self.comm.size, self.comm.rank)
+            x, t = x[mine], t[mine]
         total, correct = 0.0, 0
         labels = np.argmax(t, axis=1) if np.ndim(t) == 2 else np.asarray(t)
         step = max(self.batch_size, 1000)
@@ -161,7 +216,9 @@ class Trainer:
             scores = net.predict(xb, train=False)
             total += net.loss_layer.forward(scores, tb) * len(xb)
             correct += int(np.sum(np.argmax(scores, axis=1) == labels[start : start + step]))
-        return total / len(x) + net.penalty(), correct / len(x)
+        if self.comm is not None:
+            total, correct = self.comm.sum_(np.array([total, correct], dtype=np.float64))
+        return total / n + net.penalty(), int(correct) / n
 
     def fit(
         self,
@@ -199,40 +256,35 @@ class Trainer:
         elif self._last_state is not None:  # continue from the last epoch, not the best
             self.network.load_state_dict(self._last_state)
         self._last_state = None
-        rng = self._generator()
-        net, n = self.network, len(x_train)
-        batches = math.ceil(n / self.batch_size)
-        history = self.history
+        if self.comm is None:
+            return self._fit_epochs(x_train, t_train, x_val, t_val, x_test, t_test)
+        if self.batch_size < self.comm.size:
+            raise DlxValueError(
+                f"batch_size {self.batch_size} is the global batch: it must give each of the "
+                f"{self.comm.size} ranks a sample at least"
+            )
+        self._start_distributed()
+        try:
+            return self._fit_epochs(x_train, t_train, x_val, t_val, x_test, t_test)
+        except (StopRequested, TrainingDivergedError):
+            raise  # every rank raises these after the same step
+        except Exception as error:  # this rank alone: the others would wait for it forever
+            self.comm.abort_on(error)
+            raise
+        finally:
+            self._end_distributed()
+
+    def _fit_epochs(self, x_train, t_train, x_val, t_val, x_test, t_test):
+        net, history = self.network, self.history
         # A run that early stopping ended stays ended when it is resumed.
         stopped_early = bool(self.early_stopping) and self._waited >= self.early_stopping
-
         for epoch in range(self.epoch + 1, self.epochs + 1):
             if stopped_early:
                 break
             started = time.perf_counter()
-            order = rng.permutation(n)
-            losses = []
-            bar = tqdm(
-                range(batches),
-                desc=f"epoch {epoch}/{self.epochs}",
-                unit="batch",
-                disable=not self.progress,
-                leave=False,
-            )
-            for b in bar:
-                idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-                loss, grads = net.loss_and_gradient(x_train[idx], t_train[idx])
-                if not math.isfinite(loss):
-                    bar.close()
-                    raise TrainingDivergedError(
-                        f"the training loss became {loss} at epoch {epoch}, batch {b + 1} of "
-                        f"{batches}; lower the learning rate or check the inputs for NaN/inf"
-                    )
-                self.optimizer.update(net.params, grads)
-                losses.append(loss)
-                if b % 10 == 0:
-                    bar.set_postfix(loss=f"{loss:.4f}")
-            bar.close()
+            losses = self._train_epoch(x_train, t_train, epoch)
+            if self.comm is not None:  # BatchNorm's running statistics: rank 0's for all
+                synchronize_arrays(self.comm, list(net.buffers.values()))
 
             record: dict[str, float] = {
                 "epoch": epoch,
@@ -269,3 +321,78 @@ class Trainer:
             self._last_state = net.state_dict()
             net.load_state_dict(self._best_state)
         return history
+
+    def _train_epoch(self, x, t, epoch: int) -> list[float]:
+        """One pass over the shuffled training set; the loss of every batch."""
+        n = len(x)
+        batches = math.ceil(n / self.batch_size)
+        if self.comm is not None:
+            rank_stream(self.comm, self._generator())
+        order = self._generator().permutation(n) if self.is_main else np.empty(n, np.int64)
+        if self.comm is not None:  # rank 0's order, on every rank
+            self.comm.broadcast_(order)
+        losses = []
+        bar = tqdm(
+            range(batches),
+            desc=f"epoch {epoch}/{self.epochs}",
+            unit="batch",
+            disable=not self.progress or not self.is_main,
+            leave=False,
+        )
+        for b in bar:
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            if self.comm is None:
+                loss, grads = self.network.loss_and_gradient(x[idx], t[idx])
+            elif len(idx) < self.comm.size:
+                continue  # too few samples to give every rank one
+            else:
+                loss, grads = self._distributed_gradient(x, t, idx)
+            if not math.isfinite(loss):
+                bar.close()
+                raise TrainingDivergedError(
+                    f"the training loss became {loss} at epoch {epoch}, batch {b + 1} of "
+                    f"{batches}; lower the learning rate or check the inputs for NaN/inf"
+                )
+            self.optimizer.update(self.network.params, grads)
+            losses.append(loss)
+            if b % 10 == 0:
+                bar.set_postfix(loss=f"{loss:.4f}")
+        bar.close()
+        return losses
+
+    # -- data parallel ------------------------------------------------------------------
+    def _start_distributed(self) -> None:
+        """Every rank takes rank 0's model; BatchNorm sums its statistics over the ranks if
+        asked. The ranks then stay identical: each applies the same summed gradients."""
+        comm, net = self.comm, self.network
+        synchronize_arrays(comm, [*net.params.values(), *net.buffers.values()])
+        self._buffer = GradientBuffer(net.params)
+        if self.sync_batchnorm:
+            for layer in self._batchnorms():
+                layer.sync = batchnorm_sum(comm)
+
+    def _end_distributed(self) -> None:
+        for layer in self._batchnorms():
+            layer.sync = None
+        self._buffer = None
+
+    def _batchnorms(self) -> list[BatchNorm]:
+        layers = [layer for _, layer in self.network._named_layers()]
+        layers += list(getattr(self.network, "_runners", {}).values())  # a Model's calls
+        return [layer for layer in layers if isinstance(layer, BatchNorm)]
+
+    def _distributed_gradient(self, x, t, idx) -> tuple[float, dict[str, np.ndarray]]:
+        """This rank's slice of the global batch ``idx``: its gradient, weighted by its share
+        of the batch, summed over the ranks with the loss and any rank's request to stop in
+        one Allreduce. Returns the loss and gradients of the whole batch."""
+        comm, net = self.comm, self.network
+        mine = idx[shard(len(idx), comm.size, comm.rank)]
+        share = len(mine) / len(idx)
+        loss = net.loss(x[mine], t[mine], train=True)
+        grads = net.backward(share)  # share x (the loss of this slice)
+        stop = self.stop_requested() if self.stop_requested is not None else None
+        comm.sum_(self._buffer.pack(grads, share * loss, stop))
+        grads, loss, stop = self._buffer.unpack()
+        if stop is not None:
+            raise StopRequested(stop)
+        return loss, grads

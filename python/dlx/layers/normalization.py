@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .. import ops
@@ -22,6 +24,11 @@ class BatchNorm(Layer):
     (``batch_norm_inference``). The per-channel sums run on :mod:`dlx.ops`
     (``batch_norm_stats``, ``batch_norm_apply``, ``batch_norm_backward``), whose NumPy
     reference spells out the formulas.
+
+    In data-parallel training each process holds a shard of the batch. ``sync``, when set
+    (``Trainer(..., sync_batchnorm=True)`` sets it), is a function that sums an array over
+    the processes: the batch statistics and the sums backward needs are then those of the
+    whole batch, as one process would compute them (synchronised BatchNorm).
     """
 
     fresh_inference_output = True
@@ -45,6 +52,7 @@ class BatchNorm(Layer):
         self.buffers["running_mean"] = np.zeros(num_features, dtype=dtype)
         self.buffers["running_var"] = np.ones(num_features, dtype=dtype)
         self.cache: tuple | None = None
+        self.sync: Callable[[np.ndarray], np.ndarray] | None = None
 
     @classmethod
     def state_shapes(cls, args):
@@ -76,7 +84,7 @@ class BatchNorm(Layer):
         if x.shape[0] == 0:
             raise DlxValueError("BatchNorm cannot compute batch statistics of an empty batch")
         x = np.ascontiguousarray(x)
-        mean, var = ops.batch_norm_stats(x)
+        mean, var = ops.batch_norm_stats(x) if self.sync is None else self._synced_stats(x)
         inv_std = self._inv_std(var)
         self.cache = (x, mean, inv_std)
         m = x.dtype.type(self.momentum)
@@ -88,7 +96,48 @@ class BatchNorm(Layer):
 
     def backward(self, dout):
         x, mean, inv_std = cached(self, self.cache)
+        if self.sync is not None:
+            return self._synced_backward(dout, x, mean, inv_std)
         dx, self.grads["gamma"], self.grads["beta"] = ops.batch_norm_backward(
             dout, x, mean, inv_std, self.params["gamma"]
         )
         return dx
+
+    # -- synchronised over processes: the formulas of ops.reference with global sums -------
+    @staticmethod
+    def _per_channel(v: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return v.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+    def _synced_stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and biased variance over every process's shard, in float64 and in two
+        passes as one process computes them: the sums of x and the count (one message),
+        then the sums of (x - mean)**2 (another)."""
+        axes = (0, *range(2, x.ndim))
+        x64 = x.astype(np.float64)
+        total = self.sync(np.concatenate([x64.sum(axis=axes), [x.size / x.shape[1]]]))
+        count = total[-1]
+        mean = total[:-1] / count
+        squares = ((x64 - self._per_channel(mean, x)) ** 2).sum(axis=axes)
+        var = self.sync(squares) / count
+        return mean.astype(x.dtype), var.astype(x.dtype)
+
+    def _synced_backward(self, dout, x, mean, inv_std) -> np.ndarray:
+        """dx = gamma * inv_std / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)) with M and the
+        sums over every process; gamma's and beta's gradients stay this process's sums (the
+        trainer sums gradients over the processes)."""
+        axes = (0, *range(2, x.ndim))
+        xhat = (x - self._per_channel(mean, x)) * self._per_channel(inv_std, x)
+        dbeta = dout.sum(axis=axes)
+        dgamma = (dout * xhat).sum(axis=axes)
+        local = np.concatenate([dbeta, dgamma, [x.size / x.shape[1]]]).astype(np.float64)
+        total = self.sync(local)
+        c = x.shape[1]
+        m = total[-1]
+        sum_dy, sum_dy_xhat = (total[:c].astype(x.dtype), total[c : 2 * c].astype(x.dtype))
+        scale = self._per_channel(self.params["gamma"] * inv_std / x.dtype.type(m), x)
+        self.grads["gamma"], self.grads["beta"] = dgamma, dbeta
+        return scale * (
+            x.dtype.type(m) * dout
+            - self._per_channel(sum_dy, x)
+            - xhat * self._per_channel(sum_dy_xhat, x)
+        )

@@ -24,7 +24,15 @@ import numpy as np
 
 from .errors import DlxError, DlxValueError, MissingExtraError
 
-__all__ = ["CollectiveError", "Communicator", "init", "launcher_rank"]
+__all__ = [
+    "CollectiveError",
+    "Communicator",
+    "GradientBuffer",
+    "init",
+    "launcher_rank",
+    "local_ranks",
+    "shard",
+]
 
 # Set by mpiexec (MPICH's Hydra, Open MPI, Intel MPI, Slurm's PMI): the process is one of
 # several, so a missing mpi4py is an error rather than a world of one.

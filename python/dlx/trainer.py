@@ -111,6 +111,7 @@ class Trainer:
 
             self.comm = init()
         self.sync_batchnorm = sync_batchnorm
+        self._buffer: GradientBuffer | None = None  # the Allreduce buffer, while fit runs
         # Polled once per step in distributed training: the name of a stop signal this rank
         # received ("SIGINT", "SIGTERM") or None. One on any rank stops every rank after the
         # same step (the command line sets it from Ctrl-C and SIGTERM).

@@ -18,7 +18,6 @@ strings from a file are shown escaped.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -216,15 +215,11 @@ _DISTRIBUTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9]
 def _check_declared_shapes(config: dict[str, Any], headers: dict[str, tuple]) -> None:
     """Compare the shapes each layer's arguments imply (Layer.state_shapes) with the members'
     headers, before any layer is built."""
-    from .registry import get_layer
+    from .registry import declared_state_shapes
 
     for i, layer_config in _layer_configs(config):
-        cls = get_layer(layer_config["type"])
-        args = {k: v for k, v in layer_config.items() if k != "type"}
         try:
-            bound = inspect.signature(cls).bind(**args)
-            bound.apply_defaults()
-            shapes = cls.state_shapes(dict(bound.arguments))
+            shapes = declared_state_shapes(layer_config)
         except Exception as error:
             raise CheckpointError(
                 f"layer {i} ({layer_config['type']}) has arguments its class does not accept: "

@@ -174,6 +174,17 @@ def build_layer(config: dict[str, Any]) -> Layer:
     return cls(**args)
 
 
+def declared_state_shapes(config: dict[str, Any]):
+    """The shapes of the arrays the layer of ``config`` would hold (``Layer.state_shapes``
+    with the constructor's defaults filled in), computed without building it; None where its
+    class does not say. Raises whatever binding the arguments raises."""
+    cls = get_layer(config["type"])
+    args = {k: v for k, v in config.items() if k != "type"}
+    bound = inspect.signature(cls).bind(**args)
+    bound.apply_defaults()
+    return cls.state_shapes(dict(bound.arguments))
+
+
 def _register_builtins() -> None:
     from . import layers
 

@@ -278,13 +278,10 @@ class _Importer:
     def _check_declared_shapes(self, cls, config, layer_name: str, where: str) -> None:
         """The shapes the config implies must be those of the initializers, before the layer
         is built, so that a config cannot make dlx allocate a layer the file does not hold."""
-        import inspect
+        from ..registry import declared_state_shapes
 
-        args = {k: v for k, v in config.items() if k != "type"}
         try:
-            bound = inspect.signature(cls).bind(**args)
-            bound.apply_defaults()
-            shapes = cls.state_shapes(dict(bound.arguments))
+            shapes = declared_state_shapes(config)
         except Exception as error:
             raise OnnxError(
                 f"{where} carry arguments the layer does not accept: {error}"

@@ -5,7 +5,9 @@ Every figure in the docs comes from here or from dlx.experiments: none is pasted
 
 from __future__ import annotations
 
+import sys
 import tempfile
+import types
 from pathlib import Path
 
 import dlx
@@ -66,21 +68,30 @@ def training_curves(out: Path) -> list[Path]:
     return [plot_history(history, out / "curves.png", title="simpleconvnet on bundled")]
 
 
-with tempfile.TemporaryDirectory() as folder:
-    out = Path(folder)
-    made = []
-    for make in (activation_functions, softmax_bars, im2col_picture, training_curves):
-        made += make(out)
-    for name in (
-        "edge",
-        "learn-kernel",
-        "gradient-descent",
-        "optimizers",
-        "activations",
-        "batchnorm",
-        "overfitting",
-    ):
-        made += experiments.run(name, out)
-    for path in made:
-        with mkdocs_gen_files.open(f"figures/{path.name}", "wb") as f:
-            f.write(path.read_bytes())
+def make_figures() -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        made = []
+        for make in (activation_functions, softmax_bars, im2col_picture, training_curves):
+            made += make(out)
+        for name in (
+            "edge",
+            "learn-kernel",
+            "gradient-descent",
+            "optimizers",
+            "activations",
+            "batchnorm",
+            "overfitting",
+        ):
+            made += experiments.run(name, out)
+        return {path.name: path.read_bytes() for path in made}
+
+
+# mkdocs-static-i18n builds the site once per language, in one process, and this script runs
+# in each build; the figures are the same in every language, so the first build's are kept.
+_cache = sys.modules.setdefault("dlx_docs_figures", types.ModuleType("dlx_docs_figures"))
+if not hasattr(_cache, "figures"):
+    _cache.figures = make_figures()
+for name, data in _cache.figures.items():
+    with mkdocs_gen_files.open(f"figures/{name}", "wb") as f:
+        f.write(data)

@@ -30,6 +30,7 @@ import numpy as np
 
 from . import ops
 from .errors import DlxError, DlxFileNotFoundError, DlxValueError
+from .init import INITIALIZERS
 
 MODELS = ("mlp", "simpleconvnet", "deepconvnet", "deepconvnet-bn", "resnet20")
 
@@ -666,9 +667,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--weight-init",
-        choices=["he", "xavier", "uniform"],
+        choices=list(INITIALIZERS),
         help="initialisation of a built-in model's weights (default: the model's own, He for "
-        "ReLU networks); uniform is PyTorch's default",
+        "ReLU networks); uniform is PyTorch's default, xavier is glorot",
     )
     p.add_argument(
         "--val-fraction", type=_fraction, default=0.1, help="training data held out for validation"

@@ -17,6 +17,7 @@ __all__ = [
     "mse",
     "nll_loss",
     "relu",
+    "rmse",
     "sigmoid",
     "softmax",
     "step",
@@ -120,6 +121,15 @@ def mse(y, t, reduction: str = "half_sum"):
     if reduction == "mean":
         return np.mean((y - t) ** 2)
     raise DlxValueError(f"reduction must be 'half_sum' or 'mean', got {reduction!r}")
+
+
+def rmse(y, t):
+    """Root mean squared error ``sqrt(mean((y - t)**2))``, in the units of y.
+
+    The mean runs over every element; for an (N, K) array, scikit-learn's
+    ``root_mean_squared_error`` averages the K per-column RMSEs instead.
+    """
+    return np.sqrt(mse(y, t, reduction="mean"))
 
 
 def _targets(t, y: np.ndarray) -> np.ndarray:

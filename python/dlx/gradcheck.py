@@ -39,7 +39,8 @@ def numerical_gradient(
     is restored exactly afterwards.
     """
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-        raise DlxTypeError(f"x must be a floating-point numpy.ndarray, got {type(x).__name__}")
+        got = f"an array of {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise DlxTypeError(f"x must be a floating-point numpy.ndarray, got {got}")
     values = _numeric_at(lambda: f(x), x, list(np.ndindex(x.shape)), h)
     return values.reshape(x.shape).astype(x.dtype)
 

@@ -1,9 +1,14 @@
-"""Weight initialisation: plain normal, Xavier (Glorot), He, and PyTorch's uniform default.
+"""Weight initialisation: plain normal, LeCun, Glorot (Xavier), He, and PyTorch's uniform default.
 
 The scale of the initial weights decides whether activations keep a useful spread through
-many layers: Xavier suits symmetric activations (sigmoid, tanh), He suits ReLU. Behind
+many layers: LeCun and Glorot suit symmetric activations (sigmoid, tanh), He suits ReLU. Behind
 BatchNorm the scale of a layer's weights no longer changes its output, but it still sets how
 far a fixed-size optimizer step (Adam's) turns them: smaller weights learn faster.
+
+Two names are easily confused. The book's "Xavier initialisation" uses std 1/sqrt(n) with n
+the fan-in: that is LeCun's, :func:`lecun`. Glorot and Bengio's own (the one frameworks call
+Xavier) averages fan-in and fan-out, std sqrt(2 / (fan_in + fan_out)): :func:`glorot`, also
+available as :func:`xavier`. The two agree when fan_in == fan_out.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import numpy as np
 from ._random import get_rng
 from .errors import DlxValueError
 
-__all__ = ["he", "initializer", "normal", "uniform", "xavier"]
+__all__ = ["glorot", "he", "initializer", "lecun", "normal", "uniform", "xavier"]
 
 
 def normal(shape, std: float = 0.01, *, rng=None, dtype=np.float32, **_fans) -> np.ndarray:
@@ -24,9 +29,21 @@ def normal(shape, std: float = 0.01, *, rng=None, dtype=np.float32, **_fans) -> 
     return (rng.standard_normal(shape) * std).astype(dtype)
 
 
-def xavier(shape, fan_in: int, fan_out: int, *, rng=None, dtype=np.float32) -> np.ndarray:
-    """Glorot normal: std = sqrt(2 / (fan_in + fan_out)), for sigmoid and tanh."""
+def lecun(shape, fan_in: int, fan_out: int = 0, *, rng=None, dtype=np.float32) -> np.ndarray:
+    """LeCun normal: std = 1 / sqrt(fan_in), for sigmoid and tanh (the book's "Xavier")."""
+    return normal(shape, np.sqrt(1.0 / fan_in), rng=rng, dtype=dtype)
+
+
+def glorot(shape, fan_in: int, fan_out: int, *, rng=None, dtype=np.float32) -> np.ndarray:
+    """Glorot (Xavier) normal: std = sqrt(2 / (fan_in + fan_out)), for sigmoid and tanh.
+
+    It keeps the variance of the activations (fan-in) and of the gradients (fan-out) as
+    close to constant as one scale can; with fan_in == fan_out it equals :func:`lecun`.
+    """
     return normal(shape, np.sqrt(2.0 / (fan_in + fan_out)), rng=rng, dtype=dtype)
+
+
+xavier = glorot  # the name most frameworks use; existing configs say "xavier"
 
 
 def he(shape, fan_in: int, fan_out: int = 0, *, rng=None, dtype=np.float32) -> np.ndarray:
@@ -42,12 +59,13 @@ def uniform(shape, fan_in: int, fan_out: int = 0, *, rng=None, dtype=np.float32)
     return rng.uniform(-bound, bound, shape).astype(dtype)
 
 
-INITIALIZERS = {"he": he, "xavier": xavier, "uniform": uniform}
+# The names a layer's ``weight_init`` accepts; "xavier" is an alias of "glorot".
+INITIALIZERS = {"he": he, "lecun": lecun, "glorot": glorot, "xavier": xavier, "uniform": uniform}
 
 
 def initializer(spec) -> Callable[..., np.ndarray]:
-    """The init function a layer's ``weight_init`` names: "he", "xavier", "uniform", or a
-    float std."""
+    """The init function a layer's ``weight_init`` names: "he", "lecun", "glorot" (alias
+    "xavier"), "uniform", or a float std."""
     if isinstance(spec, str) and spec in INITIALIZERS:
         return INITIALIZERS[spec]
     if isinstance(spec, (int, float)) and not isinstance(spec, bool) and 0 < spec < float("inf"):
@@ -55,6 +73,5 @@ def initializer(spec) -> Callable[..., np.ndarray]:
         return lambda shape, fan_in, fan_out, *, rng=None, dtype=np.float32: normal(
             shape, std, rng=rng, dtype=dtype
         )
-    raise DlxValueError(
-        f"weight_init must be 'he', 'xavier', 'uniform' or a positive, finite std, got {spec!r}"
-    )
+    names = ", ".join(repr(name) for name in INITIALIZERS)
+    raise DlxValueError(f"weight_init must be {names} or a positive, finite std, got {spec!r}")

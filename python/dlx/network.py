@@ -15,12 +15,15 @@ from .errors import DlxKeyError, DlxTypeError, DlxValueError
 from .layers.base import Layer
 from .layers.loss import Loss, MeanSquaredError, SoftmaxWithLoss
 
-__all__ = ["LOSSES", "Network", "Sequential"]
+__all__ = ["LOSSES", "REGULARIZATIONS", "Network", "Sequential"]
 
 LOSSES: dict[str, type[Loss]] = {
     "SoftmaxWithLoss": SoftmaxWithLoss,
     "MeanSquaredError": MeanSquaredError,
 }
+
+# The norms weight decay can penalise: see :class:`Network`.
+REGULARIZATIONS = ("l2", "l1", "linf")
 
 
 class Network:
@@ -30,9 +33,15 @@ class Network:
     Parameters are exposed flat as ``"<layer name>.<name>"``, the same arrays the layers own,
     so ``optimizer.update(net.params, net.gradient(x, t))`` trains the network in place.
 
-    Weight decay adds ``0.5 * weight_decay * sum(W**2)`` (``regularization="l2"``) or
-    ``weight_decay * sum(|W|)`` (``"l1"``) to the loss, over the weights that each layer
-    lists in its ``decay`` (not biases, not BatchNorm's gamma and beta).
+    Weight decay adds a penalty to the loss for each weight array W that a layer lists in its
+    ``decay`` (not biases, not BatchNorm's gamma and beta), and its gradient to dL/dW:
+
+    - ``regularization="l2"``: ``0.5 * weight_decay * sum(W**2)``, gradient ``weight_decay * W``;
+    - ``"l1"``: ``weight_decay * sum(|W|)``, gradient ``weight_decay * sign(W)``;
+    - ``"linf"``: ``weight_decay * max(|W|)``, gradient ``weight_decay * sign(W)`` at the entry
+      of largest ``|W|`` and 0 elsewhere. Where several entries share the largest ``|W|`` the
+      max has no gradient; dlx takes the subgradient that splits it equally among them (each
+      gets ``weight_decay * sign(W) / count``), whatever the order of the entries.
     """
 
     def __init__(
@@ -54,8 +63,9 @@ class Network:
             or not 0 <= weight_decay < float("inf")
         ):
             raise DlxValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
-        if regularization not in ("l2", "l1"):
-            raise DlxValueError(f"regularization must be 'l2' or 'l1', got {regularization!r}")
+        if not isinstance(regularization, str) or regularization not in REGULARIZATIONS:
+            choices = ", ".join(repr(name) for name in REGULARIZATIONS)
+            raise DlxValueError(f"regularization must be one of {choices}, got {regularization!r}")
         self.weight_decay = float(weight_decay)
         self.regularization = regularization
 
@@ -137,12 +147,12 @@ class Network:
         """The weight-decay term added to the loss."""
         if self.weight_decay == 0.0:
             return 0.0
+        weights = [layer.params[n] for layer, n in self._decayed()]
         if self.regularization == "l2":
-            total = sum(float(np.sum(layer.params[n] ** 2)) for layer, n in self._decayed())
-            return 0.5 * self.weight_decay * total
-        return self.weight_decay * sum(
-            float(np.sum(np.abs(layer.params[n]))) for layer, n in self._decayed()
-        )
+            return 0.5 * self.weight_decay * sum(float(np.sum(w**2)) for w in weights)
+        if self.regularization == "l1":
+            return self.weight_decay * sum(float(np.sum(np.abs(w))) for w in weights)
+        return self.weight_decay * sum(float(np.max(np.abs(w))) for w in weights if w.size)
 
     def loss(self, x, t: np.ndarray, train: bool = True) -> float:
         """Loss of the batch (x, t) plus the weight-decay penalty."""
@@ -156,9 +166,23 @@ class Network:
             rate = self.weight_decay * dout
             for layer, name in self._decayed():
                 w = layer.params[name]
-                decay = w if self.regularization == "l2" else np.sign(w)
+                decay = self._decay_direction(w)
                 layer.grads[name] = layer.grads[name] + w.dtype.type(rate) * decay
         return self.grads
+
+    def _decay_direction(self, w: np.ndarray) -> np.ndarray:
+        """The gradient of the penalty of ``w``, divided by ``weight_decay``."""
+        if self.regularization == "l2":
+            return w
+        if self.regularization == "l1":
+            return np.sign(w)
+        # L∞: only the entries of largest |w| count; ties share the gradient equally.
+        direction = np.zeros_like(w)
+        if w.size:
+            magnitude = np.abs(w)
+            largest = magnitude == magnitude.max()
+            direction[largest] = np.sign(w[largest]) / w.dtype.type(np.count_nonzero(largest))
+        return direction
 
     def loss_and_gradient(self, x, t: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """The training-mode loss of (x, t) and its gradient for every parameter, by backprop."""
@@ -303,4 +327,6 @@ class Sequential(Network):
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         decay = f", weight_decay={self.weight_decay}" if self.weight_decay else ""
+        if self.weight_decay and self.regularization != "l2":
+            decay += f", regularization={self.regularization!r}"
         return f"Sequential({inner}\n  loss={self.loss_layer!r}{decay}\n)"

@@ -124,7 +124,10 @@ def test_train_from_a_json_config(tmp_path):
         ),
         (["train", "--overwrite", "--epochs", "0"], "argument --epochs: must be at least 1"),
         (["experiment", "nope"], "argument name: invalid choice: 'nope'"),
-        (["train", "--weight-init", "lecun"], "argument --weight-init: invalid choice: 'lecun'"),
+        (
+            ["train", "--weight-init", "orthogonal"],
+            "argument --weight-init: invalid choice: 'orthogonal'",
+        ),
     ],
 )
 def test_bad_arguments_get_one_clear_line(tmp_path, args, message):

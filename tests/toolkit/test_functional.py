@@ -69,6 +69,19 @@ def test_mse_forms():
         F.mse(y, t[:2])
 
 
+def test_rmse_is_the_root_of_the_mean_not_of_the_half_sum():
+    # The book's example: y with 0.6 on the correct class 2 of 10.
+    y = np.array([0.1, 0.05, 0.6, 0.0, 0.05, 0.1, 0.0, 0.1, 0.0, 0.0])
+    t = np.eye(10)[2]
+    assert F.mse(y, t) == pytest.approx(0.0975)  # 0.5 * sum: the book's "MSE"
+    assert F.rmse(y, t) == pytest.approx(np.sqrt(0.0195))  # sqrt(0.195 / 10)
+    assert F.rmse(y, t) ** 2 == pytest.approx(F.mse(y, t, reduction="mean"))
+    assert F.rmse(np.float32([1, 2]), np.float32([3, 2])).dtype == np.float32
+    assert F.rmse(np.array([[1.0, 3.0]]), np.array([[0.0, 0.0]])) == pytest.approx(np.sqrt(5))
+    with pytest.raises(ValueError, match=r"same shape, got \(2,\) and \(3,\)"):
+        F.rmse(np.zeros(2), np.zeros(3))
+
+
 def test_cross_entropy_labels_and_one_hot_agree():
     y = np.array([[0.1, 0.05, 0.6, 0.25], [0.7, 0.1, 0.1, 0.1]])
     labels = np.array([2, 0])

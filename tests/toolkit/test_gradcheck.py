@@ -22,8 +22,10 @@ def test_numerical_gradient_any_shape_and_restores_x():
 
 
 def test_numerical_gradient_refuses_integer_arrays():
-    with pytest.raises(TypeError, match="floating-point"):
-        numerical_gradient(lambda a: 0.0, np.array([1, 2]))
+    with pytest.raises(TypeError, match="floating-point numpy.ndarray, got an array of int64"):
+        numerical_gradient(lambda a: 0.0, np.array([1, 2], dtype=np.int64))
+    with pytest.raises(TypeError, match="got list"):
+        numerical_gradient(lambda a: 0.0, [1.0, 2.0])
 
 
 def test_gradient_descent_reaches_the_minimum():

@@ -287,8 +287,9 @@ def test_wrong_input_gets_a_clear_error(layer, x, error, match):
         (lambda: BatchNorm(3, momentum=1.5), r"momentum must lie in \[0, 1\)"),
         (lambda: MaxPool2d(2, padding=2), r"pad \(2, 2\) must be at most half of kernel_size"),
         (
-            lambda: Affine(2, 2, weight_init="glorot"),
-            r"weight_init must be 'he', 'xavier', 'uniform' or a positive, finite std, got 'glorot'",
+            lambda: Affine(2, 2, weight_init="orthogonal"),
+            r"weight_init must be 'he', 'lecun', 'glorot', 'xavier', 'uniform' or a positive, "
+            r"finite std, got 'orthogonal'",
         ),
     ],
 )

@@ -84,15 +84,15 @@ def python_block(code: str, namespace: dict) -> tuple[str, str]:
 
 
 def pycon_block(code: str, namespace: dict) -> str:
-    text = []
-    for example in doctest.DocTestParser().get_examples(code):
-        source = example.source.rstrip("\n")
-        got = run(source, namespace)
-        want = example.want
-        if example.exc_msg is not None:
-            want += f"Traceback (most recent call last):\n  ...\n{example.exc_msg}"
-        text.append(as_session(source, want if output_matches(want, got) else got))
-    return "".join(text)
+    """Run a session; keep it as written if every output still matches, else rewrite it."""
+    examples = doctest.DocTestParser().get_examples(code)
+    outputs = [run(example.source.rstrip("\n"), namespace) for example in examples]
+    if all(output_matches(e.want, got) for e, got in zip(examples, outputs)):
+        return code
+    return "".join(
+        as_session(e.source.rstrip("\n"), e.want if output_matches(e.want, got) else got)
+        for e, got in zip(examples, outputs)
+    )
 
 
 def refresh(page: Path) -> str:

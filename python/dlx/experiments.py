@@ -215,6 +215,10 @@ def fit_edge_kernel(
     ``sum((conv2d(x, w) - y) ** 2)``. Returns the loss before each step, shape (steps,), and
     the kernel after each step, shape (steps, 2).
     """
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 <= lr < np.inf:
+        raise DlxValueError(f"lr must be a finite number >= 0, got {lr!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise DlxValueError(f"steps must be a positive integer, got {steps!r}")
     x = np.ones((1, 1, 6, 8))
     x[..., 2:6] = 0
     y = ops.conv2d(x, np.array([[[[1.0, -1.0]]]]))

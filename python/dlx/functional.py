@@ -119,6 +119,10 @@ def mse(y, t, reduction: str = "half_sum"):
     if reduction == "half_sum":
         return 0.5 * np.sum((y - t) ** 2)
     if reduction == "mean":
+        if y.size == 0:
+            raise DlxValueError(
+                f"the mean squared error of empty arrays is undefined, got shape {y.shape}"
+            )
         return np.mean((y - t) ** 2)
     raise DlxValueError(f"reduction must be 'half_sum' or 'mean', got {reduction!r}")
 

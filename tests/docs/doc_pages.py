@@ -3,10 +3,10 @@ and scripts/doc_outputs.py.
 
 A ```` ```python ```` block is code the reader copies; it runs and must print nothing. A
 ```` ```pycon ```` block is a console session as the reader sees it, prompts and output, and
-runs as a doctest through Sybil. In its output a number matches when the value printed
-rounds to the digits the page writes (``0.874`` stands for 0.8735 up to 0.8745; ``60.``
-for 59.5 up to 60.5), integers and text match exactly, ``...`` stands for elided output and
-runs of whitespace are one space.
+runs as a doctest through Sybil. In its output a number written with decimals matches within
+one unit of its last digit (``0.874`` stands for 0.873 up to 0.875), a whole number (``60``,
+``60.``, ``1e-3``) and text match exactly, ``...`` stands for elided output and runs of
+whitespace are one space.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ OPTIONFLAGS = sybil_doctest.NUMBER | doctest.ELLIPSIS | doctest.NORMALIZE_WHITES
 
 
 class RoundedNumbers(sybil_doctest.OutputChecker):
-    """Sybil's NUMBER rule, with half a unit of the last written digit as the tolerance
-    (Sybil allows a whole unit, so that ``60.`` would also accept 59 and 61)."""
+    """Sybil's NUMBER rule, made exact for whole numbers: ``60.`` and ``[0. 1.]`` match only
+    those values (Sybil would accept 59 to 61), while ``0.874`` matches within one unit of
+    its last digit, so that a value that rounds the other way on another CPU still matches."""
 
     def _remove_unwanted_precision(self, want: str, got: str) -> str:
         wants, gots = list(self._number_re.finditer(want)), list(self._number_re.finditer(got))
@@ -36,7 +37,8 @@ class RoundedNumbers(sybil_doctest.OutputChecker):
         for w, g in zip(wants, gots):
             exponent = w.group("exponent1") or w.group("exponent2") or 0
             digits = len(w.group("fraction") or "") - int(exponent)
-            close = abs(float(w.group()) - float(g.group())) <= 0.5 * 10.0**-digits * (1 + 1e-9)
+            tolerance = 10.0**-digits * (1 + 1e-9) if w.group("fraction") else 0.0
+            close = abs(float(w.group()) - float(g.group())) <= tolerance
             pieces += [got[last : g.start()], w.group() if close else g.group()]
             last = g.end()
         return "".join([*pieces, got[last:]])

@@ -156,7 +156,7 @@ def test_every_page_renders_in_chromium(site, served):
                 target = _target(site, served, link)
                 if target is None:
                     continue
-                fragment = urlsplit(link).fragment
+                fragment = unquote(urlsplit(link).fragment)
                 if not target.is_file():
                     broken_links.append(link)
                 elif fragment and target.suffix == ".html":

@@ -124,3 +124,10 @@ def test_cross_entropy_bad_targets(t, error, match):
 def test_non_numeric_input_is_refused():
     with pytest.raises(TypeError, match="expected a numeric array"):
         F.relu(np.array(["a"]))
+
+
+def test_mean_squared_errors_of_empty_arrays_are_refused():
+    with pytest.raises(ValueError, match=r"empty arrays is undefined, got shape \(0,\)"):
+        F.rmse(np.zeros(0), np.zeros(0))
+    with pytest.raises(ValueError, match="empty arrays"):
+        F.mse(np.zeros((0, 3)), np.zeros((0, 3)), reduction="mean")

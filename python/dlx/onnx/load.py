@@ -245,13 +245,13 @@ class _Importer:
                 raise OnnxError(f"{where} give the layer {layer_name!r} a second, other config")
         else:
             try:
-                cls = get_layer(config["type"])
+                get_layer(config["type"])  # a type this process has no layer for: say so first
             except KeyError as error:
                 raise OnnxError(
                     f"{where} are a {config['type']!r} layer, which is not registered here: "
                     "install the package that provides it"
                 ) from error
-            self._check_declared_shapes(cls, config, layer_name, where)
+            self._check_declared_shapes(config, layer_name, where)
             try:
                 layer = build_layer(config)
             except (TypeError, ValueError) as error:
@@ -275,7 +275,7 @@ class _Importer:
         parents = [self.values[name] for name in inputs]
         self.values[output] = layer(*parents, name=self._name(call))
 
-    def _check_declared_shapes(self, cls, config, layer_name: str, where: str) -> None:
+    def _check_declared_shapes(self, config, layer_name: str, where: str) -> None:
         """The shapes the config implies must be those of the initializers, before the layer
         is built, so that a config cannot make dlx allocate a layer the file does not hold."""
         from ..registry import declared_state_shapes

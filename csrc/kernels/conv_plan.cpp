@@ -103,22 +103,30 @@ void set_tile(ProductPlan& plan) {
   }
 }
 
-// The shifted route's products, one image an item, or nothing where it does not apply: stride
-// 1 only, at least one image per thread, and a padded image and a wide dy within half the
-// thread's workspace (each product's whole workspace within all of it), the rows within the
-// BLAS's 32-bit sizes.
+// Whether a strided kernel runs on the shifted route: at stride 2 when every stride phase
+// holds a tap of the kernel (a 3x3, not a strided 1x1, whose other phases would be read for
+// nothing), where it was measured faster than im2col (docs/core.md).
+bool phase_split_pays(const Window2d& win) {
+  return win.sh <= 2 && win.sw <= 2 && win.kh >= win.sh && win.kw >= win.sw;
+}
+
+// The shifted route's products, one image an item, or nothing where it does not apply: at
+// least one image per thread, a kernel other than pointwise (and at stride 2, one that
+// phase_split_pays), and a padded image and a wide dy within half the thread's workspace (each
+// product's whole workspace within all of it), the rows within the BLAS's 32-bit sizes.
 template <typename T>
 bool plan_shifted(const Frame& f, index_t fn, const Window2d& win, int threads, index_t limit,
                   ConvPlan& plan) {
   const ConvRoute route = conv_route();
   if (route == ConvRoute::unfolded) return false;
   const bool forced = route == ConvRoute::shifted;  // wherever it can compute the product
-  if (is_pointwise(win) || win.sh != 1 || win.sw != 1 || f.c < 1 || (f.n < threads && !forced)) {
-    return false;
-  }
+  if (is_pointwise(win) || f.c < 1 || (f.n < threads && !forced)) return false;
+  const bool strided = win.sh != 1 || win.sw != 1;
+  if (strided && !forced && !phase_split_pays(win)) return false;
   const Shifted s = shifted_geometry<T>(f, win);
-  if (f.c * s.length + fn * s.dlength > limit / 2 || s.dlength > kMaxBlasDim ||
-      s.length > kMaxBlasDim) {
+  const index_t image = s.phases * f.c * s.length;  // the padded image, or its phases
+  if (image + fn * s.dlength > limit / 2 || s.dlength > kMaxBlasDim ||
+      s.phases * s.length > kMaxBlasDim) {
     return false;
   }
   const index_t p = f.out_plane();
@@ -127,9 +135,9 @@ bool plan_shifted(const Frame& f, index_t fn, const Window2d& win, int threads, 
   ProductPlan forward{ConvAlgorithm::shifted, parallel, f.n, 1, 1, p, 0, 0, 0};
   if (tile_by_positions<T>(fn, rows, f.oh, f.ow, s.span)) {
     forward.algorithm = ConvAlgorithm::shifted_by_positions;
-    forward.workspace = f.c * s.length + p * shifted::padded_width<T>(fn);
+    forward.workspace = image + p * shifted::padded_width<T>(fn);
   } else {
-    forward.workspace = f.c * s.length + shifted::padded_rows<T>(fn) * s.span;
+    forward.workspace = image + shifted::padded_rows<T>(fn) * s.span;
   }
   set_tile<T>(forward);
   if (forward.workspace > limit) return false;
@@ -138,11 +146,11 @@ bool plan_shifted(const Frame& f, index_t fn, const Window2d& win, int threads, 
 
   // The backward pass: the image position-major and dy widened, for both gradients.
   ProductPlan grad_weight{ConvAlgorithm::shifted, parallel, f.n, 1, 1, p, 0, 0, 0};
-  grad_weight.workspace = s.length * shifted::padded_columns<T>(f.c) +
+  grad_weight.workspace = s.phases * s.length * shifted::padded_columns<T>(f.c) +
                           shifted::padded_rows<T>(fn) * s.dlength;
   set_tile<T>(grad_weight);
   ProductPlan grad_input = grad_weight;
-  if (tile_by_positions<T>(f.c, fn * s.offsets, f.h, f.w, s.dspan)) {
+  if (!strided && tile_by_positions<T>(f.c, fn * s.offsets, f.h, f.w, s.dspan)) {
     grad_input.algorithm = ConvAlgorithm::shifted_by_positions;
     grad_input.workspace = f.plane() * shifted::padded_width<T>(f.c);
   } else {
@@ -205,14 +213,29 @@ ConvPlan plan_conv(const Frame& f, index_t fn, const Window2d& win, int threads,
 
 template <typename T>
 Shifted shifted_geometry(const Frame& f, const Window2d& win) {
-  const index_t wp = std::max(f.w + win.pw, f.ow);
-  const index_t reach = (win.kh - 1) * wp + win.kw - 1;
+  const index_t offsets = win.kh * win.kw;
+  const index_t phases = win.sh * win.sw;
+  if (phases == 1) {
+    const index_t wp = std::max(f.w + win.pw, f.ow);
+    const index_t reach = (win.kh - 1) * wp + win.kw - 1;
+    const index_t wide = f.oh * wp;
+    const index_t span = shifted::padded_columns<T>(wide);
+    const index_t inner = win.ph * wp;
+    const index_t dspan = shifted::padded_columns<T>(f.h * wp);
+    return Shifted{wp,    offsets, reach, wide,   span, reach + span,
+                   inner, dspan,   reach + std::max(wide, inner + dspan),
+                   win.kw, 1, 1, 1, f.h + 2 * win.ph};
+  }
+  // A phase's row holds the OW positions of an output row and the (KW-1)/SW more its taps
+  // reach; the wrapped-around reads of the extra output columns land in the next row.
+  const index_t wp = std::max<index_t>(f.ow + (win.kw - 1) / win.sw, 1);
+  const index_t rows = f.oh + (win.kh - 1) / win.sh;
+  const index_t reach = (win.kh - 1) / win.sh * wp + (win.kw - 1) / win.sw;
   const index_t wide = f.oh * wp;
   const index_t span = shifted::padded_columns<T>(wide);
-  const index_t inner = win.ph * wp;
-  const index_t dspan = shifted::padded_columns<T>(f.h * wp);
-  return Shifted{wp, win.kh * win.kw, reach, wide, span, reach + span, inner, dspan,
-                 reach + std::max(wide, inner + dspan)};
+  const index_t dspan = shifted::padded_columns<T>(rows * wp);
+  return Shifted{wp, offsets, reach, wide,   span,   reach + span, 0, dspan,
+                 reach + std::max(wide, dspan), win.kw, win.sh, win.sw, phases, rows};
 }
 
 #define DLX_INSTANTIATE_PLAN(T)                                                               \

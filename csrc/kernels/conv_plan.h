@@ -59,20 +59,27 @@ template <typename T>
 ConvPlan plan_conv(const Frame& f, index_t fn, const Window2d& win, int threads,
                    index_t thread_limit);
 
-// The geometry of the shifted route (see conv_shifted.cpp): the image zero-padded into rows of
-// wp = W + PW (the zeros at the start of a row are also the right-hand padding of the row
-// before), the output computed wp positions wide.
+// The geometry of the shifted route (see conv_shifted.cpp). At stride 1: the image
+// zero-padded into rows of wp = W + PW (the zeros at the start of a row are also the
+// right-hand padding of the row before), the output computed wp positions wide. At a larger
+// stride: the padded image split into its SH*SW stride phases, each an image of `rows` rows
+// of wp = OW + (KW-1)/SW, and the output again computed wp positions wide.
 struct Shifted {
-  index_t wp;       // padded row length
+  index_t wp;       // padded row length (of each phase image when strided)
   index_t offsets;  // KH * KW
-  index_t reach;    // the largest offset, (KH-1)*Wp + KW-1
+  index_t reach;    // the largest shift
   index_t wide;     // OH * Wp: positions of the wide output
   index_t span;     // the wide output's columns as the kernel computes them (whole vectors)
-  index_t length;   // elements per padded channel: every slice the kernel reads
-  index_t inner;    // first position of dXpad inside the padding, PH*Wp
-  index_t dspan;    // H*Wp positions of dXpad from `inner`, as the kernel computes them
+  index_t length;   // elements per padded channel (of each phase): every slice the kernel reads
+  index_t inner;    // first position of dXpad the grad input computes
+  index_t dspan;    // positions of dXpad (of each phase) from `inner`, as the kernel computes them
   index_t dlength;  // elements per row of dY_wide with `reach` zeros on its left
-  index_t offset(index_t k, const Window2d& win) const { return (k / win.kw) * wp + k % win.kw; }
+  index_t kw, sh, sw;
+  index_t phases;   // SH * SW: 1 at stride 1
+  index_t rows;     // rows of each phase image (strided only)
+  // Kernel offset k = (ki, kj) reads phase phase(k) at shift(k) positions from the output's.
+  index_t phase(index_t k) const { return (k / kw % sh) * sw + k % kw % sw; }
+  index_t shift(index_t k) const { return (k / kw / sh) * wp + k % kw / sw; }
 };
 
 template <typename T>

@@ -19,8 +19,9 @@ template <typename T>
 void unfolded_grad_input(const ProductPlan& plan, const T* dy, const T* w, T* dx,
                          const Frame& f, index_t fn, const Window2d& win, const ThreadParts<T>& workspace);
 
-// Shifted slices, stride 1 (conv_shifted.cpp). The backward pass computes dw and, unless dx is
-// null, dx in one pass over the images: both gradients read each image's widened dy.
+// Shifted slices (conv_shifted.cpp), at stride 1 and through stride phases at stride 2. The
+// backward pass computes dw and, unless dx is null, dx in one pass over the images: both
+// gradients read each image's widened dy.
 template <typename T>
 void shifted_forward(const ProductPlan& plan, const T* x, const T* w, const T* b, T* y,
                      const Frame& f, index_t fn, const Window2d& win, const ThreadParts<T>& workspace);

@@ -96,8 +96,9 @@ def _algorithms(x_shape, w_shape, stride=1, pad=0):
 
 
 def test_conv2d_algorithms_by_geometry():
-    """The C++ backend names the algorithm of each product: the shifted route at stride 1,
-    its backward from 4 input channels, a 1x1 kernel without unfolding, im2col otherwise."""
+    """The C++ backend names the algorithm of each product: the shifted route at stride 1
+    and at stride 2 (its backward from 4 input channels), a 1x1 kernel without unfolding,
+    im2col otherwise."""
     shifted = {"shifted", "shifted by positions"}  # which one depends on the vector width
     deepconv_b = _algorithms((8, 32, 14, 14), (64, 32, 3, 3), pad=1)
     assert deepconv_b["grad_weight"] == "shifted"
@@ -112,7 +113,15 @@ def test_conv2d_algorithms_by_geometry():
         "grad_weight": "im2col",
         "grad_input": "im2col",
     }
-    assert set(_algorithms((8, 3, 32, 32), (32, 3, 3, 3), 2, 1).values()) == {"im2col"}
+    assert _algorithms((8, 3, 32, 32), (32, 3, 3, 3), 2, 1) == {
+        "forward": "shifted",
+        "grad_weight": "im2col",
+        "grad_input": "im2col",
+    }
+    # A ResNet stage's entry: 3x3 at stride 2 on the shifted route, its 1x1 shortcut by im2col.
+    assert set(_algorithms((8, 16, 28, 28), (32, 16, 3, 3), 2, 1).values()) <= shifted
+    assert set(_algorithms((8, 16, 28, 28), (32, 16, 1, 1), 2).values()) == {"im2col"}
+    assert set(_algorithms((8, 16, 28, 28), (32, 16, 3, 3), 3, 1).values()) == {"im2col"}
     assert set(_algorithms((8, 16, 7, 7), (8, 16, 1, 1)).values()) == {"pointwise"}
 
 

@@ -78,7 +78,7 @@ def test_conv2d_by_each_route(rng, dtype, kernel, stride, pad, forced_route):
     b = rng.standard_normal(FN).astype(dtype)
     algorithms = set(ops.conv2d_algorithms(x, w, stride, pad).values())
     pointwise = kernel == (1, 1) and stride == (1, 1) and pad == (0, 0)
-    if forced_route == "shifted" and stride == (1, 1) and not pointwise:
+    if forced_route == "shifted" and not pointwise:
         assert algorithms <= {"shifted", "shifted by positions"}
     else:
         assert algorithms == {"pointwise" if pointwise else "im2col"}
@@ -218,12 +218,55 @@ def test_conv2d_shifted(rng, dtype, kernel, stride, pad, threads, c, fn, size):
         assert_close(got, want, dtype)
 
 
+STRIDED_GRID = list(itertools.product(KERNELS, [(2, 2), (1, 2), (2, 1)], PADS))
+# Strided shifted cases: each of the kernel's vector and tile shapes once, and images whose
+# sides are odd and even (a last padded row or column that no output reads, or none).
+STRIDED_CASES = [SHIFTED_CASES[i] for i in (0, 3, 4, 6, 7)]
+
+
+def _phase_split_applies(kernel, stride):
+    return all(k >= s for k, s in zip(kernel, stride, strict=True))
+
+
+@pytest.mark.parametrize(("c", "fn", "size"), STRIDED_CASES)
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize(("c", "stride"), [(2, 1), (3, 2), (4, 1), (32, 1)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("kernel", "stride", "pad"), STRIDED_GRID, ids=_ids(STRIDED_GRID))
+def test_conv2d_shifted_strided(rng, dtype, kernel, stride, pad, threads, c, fn, size):
+    """Stride 2 on the shifted route, the image split into its stride phases: the planner
+    takes it wherever every phase holds a tap of the kernel (an image per thread, from four
+    channels for the backward pass), and it agrees with the loop oracle."""
+    if any(k > s + 2 * p for k, s, p in zip(kernel, size, pad, strict=True)):
+        pytest.skip("kernel larger than the padded image")
+    x = rng.standard_normal((3, c, *size)).astype(dtype)
+    w = rng.standard_normal((fn, c, *kernel)).astype(dtype)
+    b = rng.standard_normal(fn).astype(dtype)
+    dy = rng.standard_normal(naive.conv2d(x, w, b, stride, pad).shape).astype(dtype)
+    before = dlx.threads.get_num_threads()
+    dlx.threads.set_num_threads(threads)
+    try:
+        algorithms = ops.conv2d_algorithms(x, w, stride, pad)
+        y = ops.conv2d(x, w, b, stride, pad)
+        grads = ops.conv2d_backward(dy, x, w, stride, pad)
+    finally:
+        dlx.threads.set_num_threads(before)
+    if _phase_split_applies(kernel, stride):
+        assert algorithms["forward"].startswith("shifted")
+        assert algorithms["grad_input"] == ("shifted" if c >= 4 else "im2col")
+    else:
+        assert set(algorithms.values()) == {"im2col"}
+    assert_close(y, naive.conv2d(x, w, b, stride, pad), dtype)
+    for got, want in zip(grads, naive.conv2d_backward(dy, x, w, stride, pad), strict=True):
+        check_dtypes(got, dtype)
+        assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("c", "stride"), [(2, 1), (3, 2), (4, 1), (4, 2), (32, 1)])
 def test_conv2d_backward_without_input_grad(rng, c, stride, threads):
     """input_grad=False returns dx as None and the same dw and db, on both backends and on
-    both C++ routes of the backward pass (im2col below 4 channels or at stride 2, shifted
-    from 4)."""
+    both C++ routes of the backward pass (im2col below 4 channels, shifted from 4, at stride
+    1 and 2)."""
     x = rng.standard_normal((3, c, 7, 6))
     w = rng.standard_normal((32, c, 3, 3))
     dy = rng.standard_normal(naive.conv2d(x, w, None, (stride, stride), (1, 1)).shape)

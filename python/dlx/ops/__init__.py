@@ -335,8 +335,9 @@ def conv2d_algorithms(x: np.ndarray, w: np.ndarray, stride=1, pad=0) -> dict[str
 
     Returns ``{"forward": ..., "grad_weight": ..., "grad_input": ...}``, each one of
     ``"im2col"`` (a column matrix and a GEMM; the NumPy backend's only algorithm),
-    ``"pointwise"`` (a 1x1 kernel: the image is the column matrix), ``"shifted"`` (stride 1:
-    shifted slices of the padded image in a register-blocked kernel) or ``"shifted by
+    ``"pointwise"`` (a 1x1 kernel: the image is the column matrix), ``"shifted"`` (stride 1, or
+    stride 2 through the image's stride phases: shifted slices of the padded image in a
+    register-blocked kernel) or ``"shifted by
     positions"`` (the same, its tiles a run of output positions by a few filters, for images
     whose rows fill vectors poorly). docs/core.md explains each.
     """

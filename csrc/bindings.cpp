@@ -168,9 +168,9 @@ py::dict conv2d_plan(const Array<T>& x, const Array<T>& w, index_t sh, index_t s
 }
 
 template <typename T>
-std::tuple<std::optional<Array<T>>, Array<T>, Array<T>> conv2d_backward(
+std::tuple<std::optional<Array<T>>, Array<T>, std::optional<Array<T>>> conv2d_backward(
     const Array<T>& dy, const Array<T>& x, const Array<T>& w, index_t sh, index_t sw, index_t ph,
-    index_t pw, bool input_grad) {
+    index_t pw, bool input_grad, bool bias_grad) {
   check_ndim(w, 4, "w");
   const Window2d win = make_window(w.shape(2), w.shape(3), sh, sw, ph, pw);
   const Frame f = frame_of(x, win);
@@ -180,12 +180,14 @@ std::tuple<std::optional<Array<T>>, Array<T>, Array<T>> conv2d_backward(
   std::optional<Array<T>> dx;
   if (input_grad) dx = Array<T>({f.n, f.c, f.h, f.w});
   Array<T> dw({fn, f.c, win.kh, win.kw});
-  Array<T> db({fn});
+  std::optional<Array<T>> db;
+  if (bias_grad) db = Array<T>({fn});
   T* dx_data = dx ? dx->mutable_data() : nullptr;
+  T* db_data = db ? db->mutable_data() : nullptr;
   {
     py::gil_scoped_release release;
     dlx::kernels<T>().conv2d_backward(dy.data(), x.data(), w.data(), dx_data, dw.mutable_data(),
-                         db.mutable_data(), f, fn, win);
+                                      db_data, f, fn, win);
   }
   return {dx, dw, db};
 }
@@ -307,7 +309,7 @@ std::tuple<Array<T>, Array<T>> batch_norm_stats(const Array<T>& x) {
 
 template <typename T>
 Array<T> batch_norm_apply(const Array<T>& x, const Array<T>& mean, const Array<T>& inv_std,
-                          const Array<T>& gamma, const Array<T>& beta) {
+                          const Array<T>& gamma, const Array<T>& beta, bool relu) {
   const auto [n, c, s] = channels_of(x);
   check_shape(mean, {c}, "mean");
   check_shape(inv_std, {c}, "inv_std");
@@ -316,7 +318,7 @@ Array<T> batch_norm_apply(const Array<T>& x, const Array<T>& mean, const Array<T
   Array<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
   py::gil_scoped_release release;
   dlx::kernels<T>().batch_norm_apply(x.data(), mean.data(), inv_std.data(), gamma.data(), beta.data(),
-                        y.mutable_data(), n, c, s);
+                        y.mutable_data(), n, c, s, relu);
   return y;
 }
 
@@ -462,10 +464,11 @@ PYBIND11_MODULE(_core, m) {
            py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("b").noconvert().none(true),
            py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"));
   def_both(m, "conv2d_backward", &conv2d_backward<float>, &conv2d_backward<double>,
-           "dy (N, FN, OH, OW), x, w -> (dx, dw, db); dx is None without input_grad.",
+           "dy (N, FN, OH, OW), x, w -> (dx, dw, db); dx is None without input_grad, db "
+           "without bias_grad.",
            py::arg("dy").noconvert(), py::arg("x").noconvert(), py::arg("w").noconvert(),
            py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"),
-           py::arg("input_grad") = true);
+           py::arg("input_grad") = true, py::arg("bias_grad") = true);
   def_both(m, "conv2d_plan", &conv2d_plan<float>, &conv2d_plan<double>,
            "x, w -> the plan of conv2d_forward and conv2d_backward: per product the algorithm, "
            "items, tile and workspace, and the workspace each pass leases.",
@@ -524,9 +527,10 @@ PYBIND11_MODULE(_core, m) {
   def_both(m, "batch_norm_stats", &batch_norm_stats<float>, &batch_norm_stats<double>,
            "x (N, C) or (N, C, H, W) -> (mean, biased var) per channel.", py::arg("x").noconvert());
   def_both(m, "batch_norm_apply", &batch_norm_apply<float>, &batch_norm_apply<double>,
-           "gamma * (x - mean) * inv_std + beta per channel.", py::arg("x").noconvert(),
-           py::arg("mean").noconvert(), py::arg("inv_std").noconvert(),
-           py::arg("gamma").noconvert(), py::arg("beta").noconvert());
+           "gamma * (x - mean) * inv_std + beta per channel; max(0, that) with relu.",
+           py::arg("x").noconvert(), py::arg("mean").noconvert(),
+           py::arg("inv_std").noconvert(), py::arg("gamma").noconvert(),
+           py::arg("beta").noconvert(), py::arg("relu") = false);
   def_both(m, "batch_norm_backward", &batch_norm_backward<float>, &batch_norm_backward<double>,
            "dy, x, mean, inv_std, gamma -> (dx, dgamma, dbeta) for batch statistics.",
            py::arg("dy").noconvert(), py::arg("x").noconvert(), py::arg("mean").noconvert(),

@@ -34,7 +34,7 @@ struct KernelSet {
                     T v_scale, T eps);
   void (*batch_norm_stats)(const T* x, index_t n, index_t c, index_t s, T* mean, T* var);
   void (*batch_norm_apply)(const T* x, const T* mean, const T* inv_std, const T* gamma,
-                           const T* beta, T* y, index_t n, index_t c, index_t s);
+                           const T* beta, T* y, index_t n, index_t c, index_t s, bool relu);
   void (*batch_norm_inference)(const T* x, const T* mean, const T* var, const T* gamma,
                                const T* beta, T eps, T* y, index_t n, index_t c, index_t s);
   void (*linear_forward)(const T* x, const T* w, const T* b, T* y, index_t n, index_t in,

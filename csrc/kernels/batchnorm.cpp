@@ -25,8 +25,9 @@ double channel_sum(const T* x, index_t n, index_t c, index_t s, index_t ch) {
   return sum;
 }
 
-// y = x * scale + shift per channel; no restrict, as y may be x.
-template <typename T>
+// y = x * scale + shift per channel, then max(0, y) with Relu (NaN stays NaN, as in
+// relu_forward); no restrict, as y may be x.
+template <bool Relu, typename T>
 void scale_and_shift(const T* x, const T* scale, const T* shift, T* y, index_t n, index_t c,
                      index_t s) {
 #pragma omp parallel for collapse(2) schedule(static) if (n * c * s > kParallelGrain)
@@ -36,7 +37,14 @@ void scale_and_shift(const T* x, const T* scale, const T* shift, T* y, index_t n
       const T* in = x + (i * c + ch) * s;
       T* out = y + (i * c + ch) * s;
 #pragma omp simd
-      for (index_t k = 0; k < s; ++k) out[k] = in[k] * a + b;
+      for (index_t k = 0; k < s; ++k) {
+        const T v = in[k] * a + b;
+        if constexpr (Relu) {
+          out[k] = v > T(0) || v != v ? v : T(0);
+        } else {
+          out[k] = v;
+        }
+      }
     }
   }
 }
@@ -65,13 +73,17 @@ void batch_norm_stats(const T* x, index_t n, index_t c, index_t s, T* mean, T* v
 
 template <typename T>
 void batch_norm_apply(const T* x, const T* mean, const T* inv_std, const T* gamma, const T* beta,
-                      T* y, index_t n, index_t c, index_t s) {
+                      T* y, index_t n, index_t c, index_t s, bool relu) {
   std::vector<T> scale(c), shift(c);
   for (index_t ch = 0; ch < c; ++ch) {
     scale[ch] = gamma[ch] * inv_std[ch];
     shift[ch] = beta[ch] - mean[ch] * scale[ch];
   }
-  scale_and_shift(x, scale.data(), shift.data(), y, n, c, s);
+  if (relu) {
+    scale_and_shift<true>(x, scale.data(), shift.data(), y, n, c, s);
+  } else {
+    scale_and_shift<false>(x, scale.data(), shift.data(), y, n, c, s);
+  }
 }
 
 template <typename T>
@@ -79,7 +91,7 @@ void batch_norm_inference(const T* x, const T* mean, const T* var, const T* gamm
                           T eps, T* y, index_t n, index_t c, index_t s) {
   std::vector<T> inv_std(c);
   for (index_t ch = 0; ch < c; ++ch) inv_std[ch] = T(1) / std::sqrt(var[ch] + eps);
-  batch_norm_apply(x, mean, inv_std.data(), gamma, beta, y, n, c, s);
+  batch_norm_apply(x, mean, inv_std.data(), gamma, beta, y, n, c, s, false);
 }
 
 template <typename T>
@@ -121,7 +133,7 @@ void batch_norm_backward(const T* dy, const T* x, const T* mean, const T* inv_st
 #define DLX_INSTANTIATE_BN(T)                                                                   \
   template void batch_norm_stats<T>(const T*, index_t, index_t, index_t, T*, T*);              \
   template void batch_norm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*,      \
-                                    index_t, index_t, index_t);                                \
+                                    index_t, index_t, index_t, bool);                          \
   template void batch_norm_inference<T>(const T*, const T*, const T*, const T*, const T*, T, T*, \
                                         index_t, index_t, index_t);                            \
   template void batch_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*,   \

@@ -10,10 +10,11 @@ namespace dlx::DLX_CPU_LEVEL {
 template <typename T>
 void batch_norm_stats(const T* x, index_t n, index_t c, index_t s, T* mean, T* var);
 
-// y = gamma * (x - mean) * inv_std + beta, per channel.
+// y = gamma * (x - mean) * inv_std + beta, per channel; with `relu`, max(0, that) in the same
+// pass (a ReLU that alone reads the BatchNorm's output, fused by the network).
 template <typename T>
 void batch_norm_apply(const T* x, const T* mean, const T* inv_std, const T* gamma, const T* beta,
-                      T* y, index_t n, index_t c, index_t s);
+                      T* y, index_t n, index_t c, index_t s, bool relu);
 
 // Inference with running statistics folded into one scale and shift per channel:
 // y = x * scale + shift, scale = gamma / sqrt(var + eps), shift = beta - mean * scale, exactly

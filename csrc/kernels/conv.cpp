@@ -79,10 +79,11 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
   const index_t rows = f.c * win.kh * win.kw;
   const index_t p = f.out_plane();
 
-  // db[o] sums dy over images and positions; one thread owns each o, accumulating in double
-  // in vector lanes (a single chain of double additions would be latency-bound).
+  // db[o] sums dy over images and positions (unless db is null: a layer without a bias);
+  // one thread owns each o, accumulating in double in vector lanes (a single chain of double
+  // additions would be latency-bound).
 #pragma omp parallel for schedule(static) if (f.n * fn * p * rows > kParallelGrain && fn > 1)
-  for (index_t o = 0; o < fn; ++o) {
+  for (index_t o = 0; o < (db ? fn : 0); ++o) {
     double sum = 0.0;
     for (index_t n = 0; n < f.n; ++n) {
       const T* src = dy + (n * fn + o) * p;

@@ -23,7 +23,7 @@ template <typename T>
 void conv2d_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, index_t fn,
                     const Window2d& win);
 
-// dx, dw and db from dy; all three outputs are overwritten. dx may be null: then the input
+// dx, dw and db from dy; all three outputs are overwritten. dx and db may be null: then that
 // gradient is not computed at all.
 template <typename T>
 void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Frame& f,

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DlxTypeError, DlxValueError
+from .layers.activation import ReLU
 from .layers.base import Layer
 from .layers.loss import Loss
 from .layers.node import Input, Node
@@ -130,7 +131,26 @@ class Model(Network):
             for parent in node.inputs:
                 consumers[id(parent)] = consumers.get(id(parent), 0) + 1
         self._consumers = consumers
+        self._relu_applied_by = self._fusable_relus()
         super().__init__(loss, weight_decay, regularization)
+
+    def _fusable_relus(self) -> dict[int, int]:
+        """The ReLU nodes that training fuses into the layer before them, each with that
+        layer's node: where the ReLU alone reads the output of a layer that ``applies_relu``
+        (BatchNorm, Add), that layer applies max(0, .) in its own pass over the data."""
+        outputs = {id(n) for n in self.outputs}
+        fused = {}
+        for node in self._computed:
+            parent = node.inputs[0]
+            if (
+                type(node.layer) is ReLU
+                and parent.layer is not None
+                and self._runners[id(parent)].applies_relu
+                and self._consumers[id(parent)] == 1
+                and id(parent) not in outputs
+            ):
+                fused[id(node)] = id(parent)
+        return fused
 
     def _name_nodes_and_layers(self) -> None:
         names: dict[str, Node] = {}
@@ -170,7 +190,8 @@ class Model(Network):
         """The outputs for the inputs ``x`` (an array, or a list of one per input);
         inference mode unless ``train``. At inference every intermediate array is dropped as
         soon as the layers that read it are done, and ReLU and BatchNorm work in place on an
-        array no other layer reads."""
+        array no other layer reads. In training a ReLU that alone reads a BatchNorm's or an
+        Add's output is applied in that layer's pass (``Layer.applies_relu``)."""
         arrays = list(x) if isinstance(x, (list, tuple)) else [x]
         if len(arrays) != len(self.inputs):
             raise DlxValueError(
@@ -180,10 +201,15 @@ class Model(Network):
         fresh: set[int] = set()  # arrays this call made and no one else holds
         left = dict(self._consumers)
         keep = {id(n) for n in self.outputs}
+        applying = set(self._relu_applied_by.values()) if train else set()
         for node in self._computed:
             runner = self._runners[id(node)]
             args = [values[id(p)] for p in node.inputs]
-            if runner.merges:
+            if id(node) in applying:
+                out = runner.forward(*args, train=True, relu=True)
+            elif train and id(node) in self._relu_applied_by:
+                out = runner.forward_applied(args[0])
+            elif runner.merges:
                 out = runner.forward(*args, train=train)
             elif (
                 not train

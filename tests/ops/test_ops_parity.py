@@ -284,6 +284,26 @@ def test_conv2d_backward_without_input_grad(rng, c, stride, threads):
         dlx.threads.set_num_threads(before)
 
 
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_conv2d_backward_without_bias_grad(rng, input_grad):
+    """bias_grad=False returns db as None and the same dx and dw, on both backends."""
+    x = rng.standard_normal((3, 8, 7, 6))
+    w = rng.standard_normal((16, 8, 3, 3))
+    dy = rng.standard_normal(naive.conv2d(x, w, None, (1, 1), (1, 1)).shape)
+    for backend in ("cpp", "numpy"):
+        with ops.use_backend(backend):
+            dx, dw, db = ops.conv2d_backward(dy, x, w, 1, 1, input_grad=input_grad)
+            dx_only, dw_only, none = ops.conv2d_backward(
+                dy, x, w, 1, 1, input_grad=input_grad, bias_grad=False
+            )
+        assert none is None and db is not None
+        np.testing.assert_array_equal(dw_only, dw)
+        if input_grad:
+            np.testing.assert_array_equal(dx_only, dx)
+        else:
+            assert dx is None and dx_only is None
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv2d_across_column_blocks(rng, dtype):
     """Enough columns per image that the C++ kernel works in several blocks of images,
@@ -402,3 +422,22 @@ def test_batch_norm(rng, dtype, shape):
         np.testing.assert_allclose(dx, dx_want, rtol=0, atol=RTOL[np.dtype(dtype)] * 10 * scale)
         assert_close(dgamma, dgamma_want, dtype)
         assert_close(dbeta, dbeta_want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(7, 3), (4, 3, 5, 6), (3, 2, 40, 40)])
+def test_batch_norm_apply_with_relu_is_relu_of_it(rng, dtype, shape):
+    """relu=True gives exactly ops.relu of the plain result, NaN included, on both backends."""
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[::7] = np.nan
+    c = shape[1]
+    mean, inv_std = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    gamma, beta = rng.uniform(0.5, 2, c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    for backend in ("cpp", "numpy"):
+        with ops.use_backend(backend):
+            plain = ops.batch_norm_apply(x, mean, inv_std, gamma, beta)
+            fused = ops.batch_norm_apply(x, mean, inv_std, gamma, beta, relu=True)
+            expected = ops.relu(plain)
+        check_dtypes(fused, dtype)
+        assert (plain < 0).any() and np.isnan(fused).any()
+        np.testing.assert_array_equal(fused, expected)

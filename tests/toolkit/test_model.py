@@ -133,6 +133,53 @@ def test_a_residual_block_against_the_same_block_in_ops_calls(rng):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12, err_msg=key)
 
 
+class ReLUWrittenOut(L.ReLU):
+    """ReLU with a forward of its own: the same numbers, but no claim to fusion."""
+
+    def forward(self, x, train=True, inplace=False):
+        return super().forward(x, train, inplace)
+
+
+def residual_block(relu, rng):
+    x = dlx.Input((4, 5, 5))
+    conv1 = L.Conv2d(4, 4, 3, padding=1, dtype=np.float64)
+    conv2 = L.Conv2d(4, 4, 3, padding=1, dtype=np.float64)
+    bn1, bn2 = L.BatchNorm(4, dtype=np.float64), L.BatchNorm(4, dtype=np.float64)
+    h = bn2(conv2(relu()(bn1(conv1(x)))))
+    wide = L.Conv2d(4, 2, 1, dtype=np.float64)(relu()(L.Add()(h, x)))
+    shared = L.BatchNorm(2, dtype=np.float64)(wide)  # read by a ReLU and by the Add below
+    out = L.Add()(relu()(shared), shared)
+    model = dlx.Model(x, L.Affine(50, 3, dtype=np.float64)(L.Flatten()(out)))
+    for p in model.params.values():
+        p[...] = rng.standard_normal(p.shape)
+    return model
+
+
+def test_relu_fused_into_batchnorm_and_add_gives_the_same_training_step(rng, monkeypatch):
+    """In training a ReLU that alone reads a BatchNorm's or an Add's output is applied in
+    that layer's pass: the loss and every gradient are bit for bit those of the same model
+    with ReLUs that do not fuse, and only those two ReLUs fuse (not the one after a BatchNorm
+    whose output an Add reads too)."""
+    fused = residual_block(L.ReLU, np.random.default_rng(3))
+    plain = residual_block(ReLUWrittenOut, np.random.default_rng(3))
+    applied = []
+    original = L.ReLU.forward_applied
+    monkeypatch.setattr(
+        L.ReLU, "forward_applied", lambda self, y: applied.append(y.shape) or original(self, y)
+    )
+    x = rng.standard_normal((3, 4, 5, 5))
+    t = rng.integers(0, 3, 3)
+    for _ in range(2):  # the running statistics move on alike
+        loss_fused, grads_fused = fused.loss_and_gradient(x, t)
+        loss_plain, grads_plain = plain.loss_and_gradient(x, t)
+        assert loss_fused == loss_plain
+        for key in grads_plain:
+            np.testing.assert_array_equal(grads_fused[key], grads_plain[key], err_msg=key)
+    assert applied == [(3, 4, 5, 5)] * 4  # two fused ReLUs, two steps
+    np.testing.assert_array_equal(fused.predict(x), plain.predict(x))
+    assert not applied[4:]  # inference runs each ReLU itself
+
+
 def test_resnet_config_round_trip_save_and_load(tmp_path, rng):
     dlx.seed(0)
     net = dlx.models.resnet(8, width=4)

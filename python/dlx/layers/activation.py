@@ -30,6 +30,13 @@ class ReLU(Layer):
         self.out = y if train else None
         return y
 
+    def forward_applied(self, y):
+        """The training forward pass when the layer before has applied max(0, .) already
+        (a network fuses the two where this ReLU alone reads that layer's output, see
+        ``Layer.applies_relu``): keeps y for backward and returns it."""
+        self.out = y
+        return y
+
     def backward(self, dout):
         return ops.relu_backward(dout, cached(self, self.out))
 

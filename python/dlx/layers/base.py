@@ -31,6 +31,12 @@ class Layer:
     over x. A network passes ``inplace=True`` only when x is such a fresh array; both default
     to False, which is always safe.
 
+    In training a graph network (:class:`dlx.Model`) fuses a ReLU into the layer before it
+    where the ReLU alone reads that layer's output, saving a pass over the data: a layer with
+    ``applies_relu`` takes ``forward(..., relu=True)`` and returns max(0, its output),
+    keeping for backward what it keeps without it, and the ReLU then only keeps that array
+    (``ReLU.forward_applied``). These claims too default to False.
+
     ``params`` and ``grads`` are empty for layers without parameters. ``buffers`` holds
     arrays saved with a model that training does not update by gradient (BatchNorm's
     running statistics). ``decay`` names the params that weight decay applies to.
@@ -43,6 +49,7 @@ class Layer:
     merges = False  # a merge layer (dlx.layers.Add, ...) takes several inputs
     fresh_inference_output: bool = False
     infers_in_place: bool = False
+    applies_relu: bool = False
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
@@ -53,10 +60,10 @@ class Layer:
         # Wrap each subclass's __init__ so that the outermost call records its arguments
         # (a subclass's call to super().__init__ does not overwrite them).
         super().__init_subclass__(**kwargs)
-        # The inference claims describe a forward method: a subclass that writes its own
-        # forward makes none until it states them again.
+        # The claims describe a forward method: a subclass that writes its own forward makes
+        # none until it states them again.
         if "forward" in cls.__dict__:
-            for claim in ("fresh_inference_output", "infers_in_place"):
+            for claim in ("fresh_inference_output", "infers_in_place", "applies_relu"):
                 if claim not in cls.__dict__:
                     setattr(cls, claim, False)
         init = cls.__dict__.get("__init__")

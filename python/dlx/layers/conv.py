@@ -110,8 +110,9 @@ class Conv2d(Layer):
             self.stride,
             self.pad,
             input_grad=input_grad,
+            bias_grad="b" in self.params,
         )
-        if "b" in self.params:
+        if db is not None:
             self.grads["b"] = db
         return dx
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from ..errors import DlxValueError
 from ..ops import _checks
 from .base import Layer, cached, check_input
@@ -55,6 +56,7 @@ class Add(Merge):
     node's rule), so where branches meet, their gradients flow back whole."""
 
     fresh_inference_output = True
+    applies_relu = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -62,13 +64,13 @@ class Add(Merge):
 
     merged_shape = Merge._one_shape
 
-    def forward(self, *xs, train=True):
+    def forward(self, *xs, train=True, relu=False):
         xs = self._checked(xs)
         self.n_inputs = len(xs) if train else None
         y = xs[0] + xs[1]
         for x in xs[2:]:
             y += x
-        return y
+        return ops.relu(y, inplace=True) if relu else y
 
     def backward(self, dout):
         return tuple(dout for _ in range(cached(self, self.n_inputs)))

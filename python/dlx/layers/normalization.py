@@ -33,6 +33,7 @@ class BatchNorm(Layer):
 
     fresh_inference_output = True
     infers_in_place = True
+    applies_relu = True
 
     def __init__(
         self, num_features: int, momentum: float = 0.9, eps: float = 1e-5, dtype=np.float32
@@ -68,7 +69,7 @@ class BatchNorm(Layer):
     def _inv_std(self, var: np.ndarray) -> np.ndarray:
         return (1.0 / np.sqrt(var + var.dtype.type(self.eps))).astype(var.dtype)
 
-    def forward(self, x, train=True, inplace=False):
+    def forward(self, x, train=True, inplace=False, relu=False):
         x = check_input(
             self, x, (2, 4), f"(N, {self.num_features}) or (N, {self.num_features}, H, W)"
         )
@@ -80,7 +81,8 @@ class BatchNorm(Layer):
         if not train:
             self.cache = None
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
-            return ops.batch_norm_inference(x, mean, var, gamma, beta, self.eps, inplace=inplace)
+            y = ops.batch_norm_inference(x, mean, var, gamma, beta, self.eps, inplace=inplace)
+            return ops.relu(y, inplace=True) if relu else y
         if x.shape[0] == 0:
             raise DlxValueError("BatchNorm cannot compute batch statistics of an empty batch")
         x = np.ascontiguousarray(x)
@@ -92,7 +94,7 @@ class BatchNorm(Layer):
             running = self.buffers[name]
             running *= m
             running += (1 - m) * batch
-        return ops.batch_norm_apply(x, mean, inv_std, gamma, beta)
+        return ops.batch_norm_apply(x, mean, inv_std, gamma, beta, relu=relu)
 
     def backward(self, dout):
         x, mean, inv_std = cached(self, self.cache)

@@ -346,19 +346,29 @@ def conv2d_algorithms(x: np.ndarray, w: np.ndarray, stride=1, pad=0) -> dict[str
 
 
 def conv2d_backward(
-    dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride=1, pad=0, *, input_grad: bool = True
+    dy: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    stride=1,
+    pad=0,
+    *,
+    input_grad: bool = True,
+    bias_grad: bool = True,
 ):
     """Gradients of :func:`conv2d` for dy (N, FN, OH, OW): returns (dx, dw, db).
 
     With ``input_grad=False`` dx is not computed and comes back as None: the first layer of
     a network needs only its weight gradients, and dx costs as much as the forward pass.
+    With ``bias_grad=False`` db is None: a convolution without a bias (before a BatchNorm)
+    skips a pass over dy.
     """
     x, w, stride, pad, y_shape = _conv_args(x, w, stride, pad)
     dy = _checks.float_array(dy, "dy", 4, "(N, FN, OH, OW)")
     _checks.same_dtype("dy", dy, "x", x)
     _checks.expect_shape(dy, "dy", y_shape)
     _checks.boolean(input_grad, "input_grad")
-    return _run("conv2d_backward", dy, x, w, stride, pad, input_grad)
+    _checks.boolean(bias_grad, "bias_grad")
+    return _run("conv2d_backward", dy, x, w, stride, pad, input_grad, bias_grad)
 
 
 def _pool_args(x_shape, kernel_size, stride, pad):
@@ -476,12 +486,14 @@ def batch_norm_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _run("batch_norm_stats", x)
 
 
-def batch_norm_apply(x, mean, inv_std, gamma, beta) -> np.ndarray:
-    """gamma * (x - mean) * inv_std + beta per channel; every vector is (C,)."""
+def batch_norm_apply(x, mean, inv_std, gamma, beta, *, relu: bool = False) -> np.ndarray:
+    """gamma * (x - mean) * inv_std + beta per channel; every vector is (C,). With
+    ``relu=True``, :func:`relu` of that in the same pass over x (a network fuses a ReLU that
+    alone reads a BatchNorm's output this way)."""
     x = _bn_input(x)
-    return _run(
-        "batch_norm_apply", x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma, beta=beta)
-    )
+    _checks.boolean(relu, "relu")
+    vectors = _bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma, beta=beta)
+    return _run("batch_norm_apply", x, *vectors, relu)
 
 
 def batch_norm_inference(x, mean, var, gamma, beta, eps: float = 1e-5, *, inplace: bool = False):

@@ -111,8 +111,8 @@ def conv2d_algorithms(x, w, stride, pad):
     return {product: plan[product]["algorithm"] for product in PRODUCTS}
 
 
-def conv2d_backward(dy, x, w, stride, pad, input_grad=True):
-    return _core.conv2d_backward(dy, x, w, *stride, *pad, input_grad)
+def conv2d_backward(dy, x, w, stride, pad, input_grad=True, bias_grad=True):
+    return _core.conv2d_backward(dy, x, w, *stride, *pad, input_grad, bias_grad)
 
 
 def max_pool2d(x, kernel_size, stride, pad, return_indices=True):
@@ -145,8 +145,8 @@ def batch_norm_stats(x):
     return _core.batch_norm_stats(x)
 
 
-def batch_norm_apply(x, mean, inv_std, gamma, beta):
-    return _core.batch_norm_apply(x, mean, inv_std, gamma, beta)
+def batch_norm_apply(x, mean, inv_std, gamma, beta, relu=False):
+    return _core.batch_norm_apply(x, mean, inv_std, gamma, beta, relu)
 
 
 def batch_norm_inference(x, mean, var, gamma, beta, eps, inplace=False):

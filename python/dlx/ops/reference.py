@@ -126,16 +126,16 @@ def conv2d_algorithms(x, w, stride=1, pad=0):
     return {"forward": "im2col", "grad_weight": "im2col", "grad_input": "im2col"}
 
 
-def conv2d_backward(dy, x, w, stride=1, pad=0, input_grad=True):
+def conv2d_backward(dy, x, w, stride=1, pad=0, input_grad=True, bias_grad=True):
     """Gradients of conv2d: dy (N, FN, OH, OW) -> (dx, dw, db); dx is None without
-    ``input_grad``."""
+    ``input_grad``, db without ``bias_grad``."""
     n, c = x.shape[:2]
     fn, _, kh, kw = w.shape
     _, _, oh, ow = dy.shape
 
     dy_rows = dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, fn)  # one row per output position
     col = im2col(x, (kh, kw), stride, pad)
-    db = dy_rows.sum(axis=0)
+    db = dy_rows.sum(axis=0) if bias_grad else None
     dw = (dy_rows.T @ col).reshape(fn, c, kh, kw)
     if not input_grad:
         return None, dw, db
@@ -239,10 +239,11 @@ def batch_norm_stats(x):
     return mean, ((x - _per_channel(mean, x)) ** 2).mean(axis=axes)
 
 
-def batch_norm_apply(x, mean, inv_std, gamma, beta):
-    """gamma * (x - mean) / std + beta, channel by channel."""
+def batch_norm_apply(x, mean, inv_std, gamma, beta, relu=False):
+    """gamma * (x - mean) / std + beta, channel by channel; then max(0, .) with ``relu``."""
     xhat = (x - _per_channel(mean, x)) * _per_channel(inv_std, x)
-    return _per_channel(gamma, x) * xhat + _per_channel(beta, x)
+    y = _per_channel(gamma, x) * xhat + _per_channel(beta, x)
+    return np.maximum(y, y.dtype.type(0), out=y) if relu else y  # relu(y, inplace=True)
 
 
 def batch_norm_inference(x, mean, var, gamma, beta, eps, inplace=False):

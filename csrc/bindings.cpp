@@ -326,7 +326,8 @@ template <typename T>
 std::tuple<Array<T>, Array<T>, Array<T>> batch_norm_backward(const Array<T>& dy, const Array<T>& x,
                                                              const Array<T>& mean,
                                                              const Array<T>& inv_std,
-                                                             const Array<T>& gamma) {
+                                                             const Array<T>& gamma,
+                                                             const std::optional<Array<T>>& relu_y) {
   const auto [n, c, s] = channels_of(x);
   if (n * s == 0) dlx::fail("batch statistics need at least one value per channel, got shape ", shape_of(x));
   if (dy.ndim() != x.ndim() || !std::equal(dy.shape(), dy.shape() + dy.ndim(), x.shape())) {
@@ -335,13 +336,18 @@ std::tuple<Array<T>, Array<T>, Array<T>> batch_norm_backward(const Array<T>& dy,
   check_shape(mean, {c}, "mean");
   check_shape(inv_std, {c}, "inv_std");
   check_shape(gamma, {c}, "gamma");
+  if (relu_y && (relu_y->ndim() != x.ndim() ||
+                 !std::equal(relu_y->shape(), relu_y->shape() + relu_y->ndim(), x.shape()))) {
+    dlx::fail("relu_output must have the shape of x ", shape_of(x), ", got ", shape_of(*relu_y));
+  }
   Array<T> dx(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
   Array<T> dgamma({c}), dbeta({c});
   {
     py::gil_scoped_release release;
-    dlx::kernels<T>().batch_norm_backward(dy.data(), x.data(), mean.data(), inv_std.data(), gamma.data(),
-                             dx.mutable_data(), dgamma.mutable_data(), dbeta.mutable_data(), n, c,
-                             s);
+    dlx::kernels<T>().batch_norm_backward(dy.data(), x.data(), mean.data(), inv_std.data(),
+                                          gamma.data(), relu_y ? relu_y->data() : nullptr,
+                                          dx.mutable_data(), dgamma.mutable_data(),
+                                          dbeta.mutable_data(), n, c, s);
   }
   return {dx, dgamma, dbeta};
 }
@@ -532,9 +538,11 @@ PYBIND11_MODULE(_core, m) {
            py::arg("inv_std").noconvert(), py::arg("gamma").noconvert(),
            py::arg("beta").noconvert(), py::arg("relu") = false);
   def_both(m, "batch_norm_backward", &batch_norm_backward<float>, &batch_norm_backward<double>,
-           "dy, x, mean, inv_std, gamma -> (dx, dgamma, dbeta) for batch statistics.",
+           "dy, x, mean, inv_std, gamma -> (dx, dgamma, dbeta) for batch statistics; with "
+           "relu_output, dy is the gradient at a fused ReLU's output.",
            py::arg("dy").noconvert(), py::arg("x").noconvert(), py::arg("mean").noconvert(),
-           py::arg("inv_std").noconvert(), py::arg("gamma").noconvert());
+           py::arg("inv_std").noconvert(), py::arg("gamma").noconvert(),
+           py::arg("relu_output").noconvert().none(true) = py::none());
 
 #ifdef DLX_SANITIZER_CANARY
   m.def(

@@ -42,8 +42,8 @@ struct KernelSet {
   void (*linear_backward)(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, index_t n,
                           index_t in, index_t out);
   void (*batch_norm_backward)(const T* dy, const T* x, const T* mean, const T* inv_std,
-                              const T* gamma, T* dx, T* dgamma, T* dbeta, index_t n, index_t c,
-                              index_t s);
+                              const T* gamma, const T* relu_y, T* dx, T* dgamma, T* dbeta,
+                              index_t n, index_t c, index_t s);
 };
 
 struct Kernels {

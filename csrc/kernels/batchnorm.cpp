@@ -94,9 +94,23 @@ void batch_norm_inference(const T* x, const T* mean, const T* var, const T* gamm
   batch_norm_apply(x, mean, inv_std.data(), gamma, beta, y, n, c, s, false);
 }
 
-template <typename T>
-void batch_norm_backward(const T* dy, const T* x, const T* mean, const T* inv_std, const T* gamma,
-                         T* dx, T* dgamma, T* dbeta, index_t n, index_t c, index_t s) {
+namespace {
+
+// The gradient at the BatchNorm's output: dy itself, or with Relu dy where the fused ReLU's
+// output y is positive and 0 elsewhere (as relu_backward).
+template <bool Relu, typename T>
+inline T grad_at(const T* dy, const T* y, index_t k) {
+  if constexpr (Relu) {
+    return y[k] > T(0) ? dy[k] : T(0);
+  } else {
+    return dy[k];
+  }
+}
+
+template <bool Relu, typename T>
+void batch_norm_backward_impl(const T* dy, const T* x, const T* mean, const T* inv_std,
+                              const T* gamma, const T* relu_y, T* dx, T* dgamma, T* dbeta,
+                              index_t n, index_t c, index_t s) {
   const double count = static_cast<double>(n * s);
 #pragma omp parallel for schedule(static) if (n * c * s > kParallelGrain)
   for (index_t ch = 0; ch < c; ++ch) {
@@ -104,11 +118,13 @@ void batch_norm_backward(const T* dy, const T* x, const T* mean, const T* inv_st
     double sum_dy = 0.0, sum_dy_xhat = 0.0;
     for (index_t i = 0; i < n; ++i) {
       const T* g = dy + (i * c + ch) * s;
+      const T* y = Relu ? relu_y + (i * c + ch) * s : nullptr;
       const T* in = x + (i * c + ch) * s;
 #pragma omp simd reduction(+ : sum_dy, sum_dy_xhat)
       for (index_t k = 0; k < s; ++k) {
-        sum_dy += g[k];
-        sum_dy_xhat += g[k] * ((in[k] - mu) * istd);
+        const T gk = grad_at<Relu>(g, y, k);
+        sum_dy += gk;
+        sum_dy_xhat += gk * ((in[k] - mu) * istd);
       }
     }
     dbeta[ch] = static_cast<T>(sum_dy);
@@ -120,13 +136,28 @@ void batch_norm_backward(const T* dy, const T* x, const T* mean, const T* inv_st
     const T tmu = static_cast<T>(mu), tistd = static_cast<T>(istd);
     for (index_t i = 0; i < n; ++i) {
       const T* __restrict g = dy + (i * c + ch) * s;
+      const T* __restrict y = Relu ? relu_y + (i * c + ch) * s : nullptr;
       const T* __restrict in = x + (i * c + ch) * s;
       T* __restrict out = dx + (i * c + ch) * s;
       for (index_t k = 0; k < s; ++k) {
         const T xhat = (in[k] - tmu) * tistd;
-        out[k] = scale * (m * g[k] - sdy - xhat * sdx);
+        out[k] = scale * (m * grad_at<Relu>(g, y, k) - sdy - xhat * sdx);
       }
     }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void batch_norm_backward(const T* dy, const T* x, const T* mean, const T* inv_std, const T* gamma,
+                         const T* relu_y, T* dx, T* dgamma, T* dbeta, index_t n, index_t c,
+                         index_t s) {
+  if (relu_y) {
+    batch_norm_backward_impl<true>(dy, x, mean, inv_std, gamma, relu_y, dx, dgamma, dbeta, n, c, s);
+  } else {
+    batch_norm_backward_impl<false>(dy, x, mean, inv_std, gamma, relu_y, dx, dgamma, dbeta, n, c,
+                                    s);
   }
 }
 
@@ -136,8 +167,8 @@ void batch_norm_backward(const T* dy, const T* x, const T* mean, const T* inv_st
                                     index_t, index_t, index_t, bool);                          \
   template void batch_norm_inference<T>(const T*, const T*, const T*, const T*, const T*, T, T*, \
                                         index_t, index_t, index_t);                            \
-  template void batch_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*,   \
-                                       T*, T*, index_t, index_t, index_t);
+  template void batch_norm_backward<T>(const T*, const T*, const T*, const T*, const T*,       \
+                                       const T*, T*, T*, T*, index_t, index_t, index_t);
 DLX_INSTANTIATE_BN(float)
 DLX_INSTANTIATE_BN(double)
 #undef DLX_INSTANTIATE_BN

@@ -25,8 +25,12 @@ void batch_norm_inference(const T* x, const T* mean, const T* var, const T* gamm
 
 // Gradients of batch_norm_apply with batch statistics (M = N*S, xhat = (x - mean) * inv_std):
 // dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * inv_std / M * (M dy - dbeta - xhat dgamma).
+// Unless relu_y is null, it is the output of batch_norm_apply with relu and dy the gradient
+// at that output: dy passes where relu_y > 0 and is 0 elsewhere (relu_backward), in the same
+// passes.
 template <typename T>
 void batch_norm_backward(const T* dy, const T* x, const T* mean, const T* inv_std, const T* gamma,
-                         T* dx, T* dgamma, T* dbeta, index_t n, index_t c, index_t s);
+                         const T* relu_y, T* dx, T* dgamma, T* dbeta, index_t n, index_t c,
+                         index_t s);
 
 }  // namespace dlx::DLX_CPU_LEVEL

@@ -255,18 +255,27 @@ class Model(Network):
 
     def _backpropagate(self, d: np.ndarray) -> None:
         grads = {id(self.outputs[0]): d}
+        relu_outputs: dict[int, np.ndarray] = {}  # of the ReLUs fused into the node's layer
         for node in reversed(self._computed):
             g = grads.pop(id(node), None)
             if g is None:  # the output does not depend on this node
                 continue
             runner = self._runners[id(node)]
+            if id(node) in self._relu_applied_by:
+                # A fused ReLU: the layer before takes its gradient back through it.
+                relu_outputs[id(node.inputs[0])] = runner.out
+                self._accumulate(grads, node.inputs[0], g)
+                continue
+            fused = {}
+            if id(node) in relu_outputs:
+                fused["relu_output"] = relu_outputs.pop(id(node))
             if runner.merges:
-                for parent, dp in zip(node.inputs, runner.backward(g)):
+                for parent, dp in zip(node.inputs, runner.backward(g, **fused)):
                     self._accumulate(grads, parent, dp)
-            elif node.inputs[0].layer is None:  # the input is the data: no gradient needed
+            elif node.inputs[0].layer is None and not fused:  # the data: no gradient needed
                 runner.backward_params(g)
             else:
-                self._accumulate(grads, node.inputs[0], runner.backward(g))
+                self._accumulate(grads, node.inputs[0], runner.backward(g, **fused))
         self._sum_shared_gradients()
 
     @staticmethod

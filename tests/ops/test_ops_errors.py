@@ -215,6 +215,29 @@ CASES = {
         ValueError,
         r"dy must have shape \(2, 3\), got \(2, 4\)",
     ),
+    "bn-relu-output-shape": (
+        lambda: ops.batch_norm_backward(
+            *[np.zeros((2, 3), np.float32)] * 2,
+            *[np.zeros(3, np.float32)] * 3,
+            relu_output=np.zeros((3, 3), np.float32),
+        ),
+        ValueError,
+        r"relu_output must have shape \(2, 3\), got \(3, 3\)",
+    ),
+    "bn-relu-flag": (
+        lambda: ops.batch_norm_apply(
+            np.zeros((2, 3), np.float32), *[np.zeros(3, np.float32)] * 4, relu=1
+        ),
+        TypeError,
+        r"relu must be",
+    ),
+    "conv-bias-grad-flag": (
+        lambda: ops.conv2d_backward(
+            *[np.zeros((1, 1, 3, 3), np.float32)] * 3, bias_grad="no"
+        ),
+        TypeError,
+        r"bias_grad must be",
+    ),
     "linear-x-3d": (
         lambda: ops.linear(np.zeros((2, 3, 4), np.float32), np.zeros((12, 5), np.float32)),
         ValueError,

@@ -441,3 +441,26 @@ def test_batch_norm_apply_with_relu_is_relu_of_it(rng, dtype, shape):
         check_dtypes(fused, dtype)
         assert (plain < 0).any() and np.isnan(fused).any()
         np.testing.assert_array_equal(fused, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(7, 3), (4, 3, 5, 6), (3, 2, 40, 40)])
+def test_batch_norm_backward_through_a_fused_relu(rng, dtype, shape):
+    """relu_output takes dy back through the fused ReLU first: the same numbers as
+    relu_backward followed by the plain backward pass, on both backends."""
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    c = shape[1]
+    gamma, beta = rng.uniform(0.5, 2, c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    for backend in ("cpp", "numpy"):
+        with ops.use_backend(backend):
+            mean, var = ops.batch_norm_stats(x)
+            inv_std = (1 / np.sqrt(var + dtype(1e-5))).astype(dtype)
+            y = ops.batch_norm_apply(x, mean, inv_std, gamma, beta, relu=True)
+            fused = ops.batch_norm_backward(dy, x, mean, inv_std, gamma, relu_output=y)
+            masked = ops.relu_backward(dy, y)
+            apart = ops.batch_norm_backward(masked, x, mean, inv_std, gamma)
+        assert (y == 0).any() and (masked != dy).any()
+        for got, want in zip(fused, apart, strict=True):
+            check_dtypes(got, dtype)
+            np.testing.assert_array_equal(got, want)

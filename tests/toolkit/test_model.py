@@ -155,13 +155,21 @@ def residual_block(relu, rng):
     return model
 
 
-def test_relu_fused_into_batchnorm_and_add_gives_the_same_training_step(rng, monkeypatch):
+@pytest.mark.parametrize("synced", [False, True], ids=["local", "synced-stats"])
+def test_relu_fused_into_batchnorm_and_add_gives_the_same_training_step(
+    rng, monkeypatch, synced
+):
     """In training a ReLU that alone reads a BatchNorm's or an Add's output is applied in
-    that layer's pass: the loss and every gradient are bit for bit those of the same model
-    with ReLUs that do not fuse, and only those two ReLUs fuse (not the one after a BatchNorm
-    whose output an Add reads too)."""
+    that layer's forward and backward passes: the loss and every gradient are bit for bit
+    those of the same model with ReLUs that do not fuse, and only those two ReLUs fuse (not
+    the one after a BatchNorm whose output an Add reads too). Also with BatchNorm's
+    statistics summed over processes (a world of one)."""
     fused = residual_block(L.ReLU, np.random.default_rng(3))
     plain = residual_block(ReLUWrittenOut, np.random.default_rng(3))
+    if synced:
+        for layer in fused.layers + plain.layers:
+            if isinstance(layer, L.BatchNorm):
+                layer.sync = lambda a: a
     applied = []
     original = L.ReLU.forward_applied
     monkeypatch.setattr(

@@ -33,7 +33,8 @@ class ReLU(Layer):
     def forward_applied(self, y):
         """The training forward pass when the layer before has applied max(0, .) already
         (a network fuses the two where this ReLU alone reads that layer's output, see
-        ``Layer.applies_relu``): keeps y for backward and returns it."""
+        ``Layer.applies_relu``): keeps y, which the network hands to that layer's backward
+        pass, and returns it."""
         self.out = y
         return y
 

@@ -32,9 +32,10 @@ class Layer:
     to False, which is always safe.
 
     In training a graph network (:class:`dlx.Model`) fuses a ReLU into the layer before it
-    where the ReLU alone reads that layer's output, saving a pass over the data: a layer with
+    where the ReLU alone reads that layer's output, saving passes over the data: a layer with
     ``applies_relu`` takes ``forward(..., relu=True)`` and returns max(0, its output),
-    keeping for backward what it keeps without it, and the ReLU then only keeps that array
+    keeping for backward what it keeps without it, and ``backward(dout, relu_output=y)``,
+    where dout is the gradient at the ReLU's output y; the ReLU itself only keeps y
     (``ReLU.forward_applied``). These claims too default to False.
 
     ``params`` and ``grads`` are empty for layers without parameters. ``buffers`` holds

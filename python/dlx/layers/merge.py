@@ -72,7 +72,9 @@ class Add(Merge):
             y += x
         return ops.relu(y, inplace=True) if relu else y
 
-    def backward(self, dout):
+    def backward(self, dout, relu_output=None):
+        if relu_output is not None:
+            dout = ops.relu_backward(dout, relu_output)
         return tuple(dout for _ in range(cached(self, self.n_inputs)))
 
 

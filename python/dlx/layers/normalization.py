@@ -96,12 +96,14 @@ class BatchNorm(Layer):
             running += (1 - m) * batch
         return ops.batch_norm_apply(x, mean, inv_std, gamma, beta, relu=relu)
 
-    def backward(self, dout):
+    def backward(self, dout, relu_output=None):
         x, mean, inv_std = cached(self, self.cache)
         if self.sync is not None:
+            if relu_output is not None:
+                dout = ops.relu_backward(dout, relu_output)
             return self._synced_backward(dout, x, mean, inv_std)
         dx, self.grads["gamma"], self.grads["beta"] = ops.batch_norm_backward(
-            dout, x, mean, inv_std, self.params["gamma"]
+            dout, x, mean, inv_std, self.params["gamma"], relu_output=relu_output
         )
         return dx
 

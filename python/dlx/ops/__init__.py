@@ -514,8 +514,12 @@ def batch_norm_inference(x, mean, var, gamma, beta, eps: float = 1e-5, *, inplac
     return x
 
 
-def batch_norm_backward(dy, x, mean, inv_std, gamma):
-    """Gradients of :func:`batch_norm_apply` with batch statistics: (dx, dgamma, dbeta)."""
+def batch_norm_backward(dy, x, mean, inv_std, gamma, *, relu_output=None):
+    """Gradients of :func:`batch_norm_apply` with batch statistics: (dx, dgamma, dbeta).
+
+    With ``relu_output``, the output of ``batch_norm_apply(..., relu=True)``, dy is the
+    gradient at that output: it is taken back through the ReLU (:func:`relu_backward`) in the
+    same passes."""
     x = _bn_input(x)
     if x.shape[0] == 0 or x.size == 0:
         raise DlxValueError(
@@ -524,9 +528,12 @@ def batch_norm_backward(dy, x, mean, inv_std, gamma):
     dy = _bn_input(dy, "dy")
     _checks.same_dtype("dy", dy, "x", x)
     _checks.expect_shape(dy, "dy", x.shape)
-    return _run(
-        "batch_norm_backward", dy, x, *_bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma)
-    )
+    if relu_output is not None:
+        relu_output = _bn_input(relu_output, "relu_output")
+        _checks.same_dtype("relu_output", relu_output, "x", x)
+        _checks.expect_shape(relu_output, "relu_output", x.shape)
+    vectors = _bn_vectors(x, mean=mean, inv_std=inv_std, gamma=gamma)
+    return _run("batch_norm_backward", dy, x, *vectors, relu_output)
 
 
 def _linear_args(x, w):

@@ -161,8 +161,8 @@ def linear_backward(dy, x, w, input_grad=True):
     return _core.linear_backward(dy, x, w, input_grad)
 
 
-def batch_norm_backward(dy, x, mean, inv_std, gamma):
-    return _core.batch_norm_backward(dy, x, mean, inv_std, gamma)
+def batch_norm_backward(dy, x, mean, inv_std, gamma, relu_output=None):
+    return _core.batch_norm_backward(dy, x, mean, inv_std, gamma, relu_output)
 
 
 def adam_step(param, grad, m, v, beta1, beta2, lr_t, v_scale, eps):

@@ -256,13 +256,17 @@ def batch_norm_inference(x, mean, var, gamma, beta, eps, inplace=False):
     return x
 
 
-def batch_norm_backward(dy, x, mean, inv_std, gamma):
+def batch_norm_backward(dy, x, mean, inv_std, gamma, relu_output=None):
     """Gradients of batch_norm_apply when mean and inv_std came from this batch.
 
     With M values per channel and xhat = (x - mean) * inv_std, the three paths from x to the
     loss (directly, through the mean, through the variance) add up to
     dx = gamma * inv_std / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)).
+    With ``relu_output`` (of batch_norm_apply with relu) dy is the gradient at that output,
+    first taken back through the ReLU.
     """
+    if relu_output is not None:
+        dy = relu_backward(dy, relu_output)
     axes = _channel_axes(x)
     m = x.size // x.shape[1] if x.shape[1] else 0
     xhat = (x - _per_channel(mean, x)) * _per_channel(inv_std, x)

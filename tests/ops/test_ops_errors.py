@@ -232,9 +232,7 @@ CASES = {
         r"relu must be",
     ),
     "conv-bias-grad-flag": (
-        lambda: ops.conv2d_backward(
-            *[np.zeros((1, 1, 3, 3), np.float32)] * 3, bias_grad="no"
-        ),
+        lambda: ops.conv2d_backward(*[np.zeros((1, 1, 3, 3), np.float32)] * 3, bias_grad="no"),
         TypeError,
         r"bias_grad must be",
     ),

@@ -156,9 +156,7 @@ def residual_block(relu, rng):
 
 
 @pytest.mark.parametrize("synced", [False, True], ids=["local", "synced-stats"])
-def test_relu_fused_into_batchnorm_and_add_gives_the_same_training_step(
-    rng, monkeypatch, synced
-):
+def test_relu_fused_into_batchnorm_and_add_gives_the_same_training_step(rng, monkeypatch, synced):
     """In training a ReLU that alone reads a BatchNorm's or an Add's output is applied in
     that layer's forward and backward passes: the loss and every gradient are bit for bit
     those of the same model with ReLUs that do not fuse, and only those two ReLUs fuse (not

@@ -232,7 +232,11 @@ CASES = {
         r"relu must be",
     ),
     "conv-bias-grad-flag": (
-        lambda: ops.conv2d_backward(*[np.zeros((1, 1, 3, 3), np.float32)] * 3, bias_grad="no"),
+        lambda: ops.conv2d_backward(
+            np.zeros((1, 1, 1, 1), np.float32),
+            *[np.zeros((1, 1, 3, 3), np.float32)] * 2,
+            bias_grad="no",
+        ),
         TypeError,
         r"bias_grad must be",
     ),

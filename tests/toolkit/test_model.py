@@ -155,6 +155,24 @@ def residual_block(relu, rng):
     return model
 
 
+def test_a_subclass_with_its_own_passes_drops_the_fusion_claim():
+    class LoggedBatchNorm(L.BatchNorm):
+        def backward(self, dout):
+            return super().backward(dout)
+
+    class Scaled(L.Add):
+        def forward(self, *xs, train=True):
+            return 2 * super().forward(*xs, train=train)
+
+    assert L.BatchNorm.applies_relu and L.Add.applies_relu
+    assert not LoggedBatchNorm.applies_relu and not Scaled.applies_relu
+    x = dlx.Input((2, 3, 3))
+    h = L.ReLU()(LoggedBatchNorm(2, dtype=np.float64)(x))
+    model = dlx.Model(x, L.Affine(18, 2, dtype=np.float64)(L.Flatten()(h)))
+    grads = model.gradient(np.random.default_rng(0).standard_normal((4, 2, 3, 3)), [0, 1, 0, 1])
+    assert set(grads) == set(model.params)
+
+
 @pytest.mark.parametrize("synced", [False, True], ids=["local", "synced-stats"])
 def test_relu_fused_into_batchnorm_and_add_gives_the_same_training_step(rng, monkeypatch, synced):
     """In training a ReLU that alone reads a BatchNorm's or an Add's output is applied in

@@ -36,7 +36,8 @@ class Layer:
     ``applies_relu`` takes ``forward(..., relu=True)`` and returns max(0, its output),
     keeping for backward what it keeps without it, and ``backward(dout, relu_output=y)``,
     where dout is the gradient at the ReLU's output y; the ReLU itself only keeps y
-    (``ReLU.forward_applied``). These claims too default to False.
+    (``ReLU.forward_applied``). This claim too defaults to False, and a subclass that writes
+    its own ``forward`` or ``backward`` drops it.
 
     ``params`` and ``grads`` are empty for layers without parameters. ``buffers`` holds
     arrays saved with a model that training does not update by gradient (BatchNorm's
@@ -61,12 +62,17 @@ class Layer:
         # Wrap each subclass's __init__ so that the outermost call records its arguments
         # (a subclass's call to super().__init__ does not overwrite them).
         super().__init_subclass__(**kwargs)
-        # The claims describe a forward method: a subclass that writes its own forward makes
-        # none until it states them again.
-        if "forward" in cls.__dict__:
-            for claim in ("fresh_inference_output", "infers_in_place", "applies_relu"):
-                if claim not in cls.__dict__:
-                    setattr(cls, claim, False)
+        # The claims describe a forward method (and applies_relu a backward method too): a
+        # subclass that writes its own makes none until it states them again.
+        writes = {"forward", "backward"} & cls.__dict__.keys()
+        claims = {
+            "fresh_inference_output": "forward" in writes,
+            "infers_in_place": "forward" in writes,
+            "applies_relu": bool(writes),
+        }
+        for claim, dropped in claims.items():
+            if dropped and claim not in cls.__dict__:
+                setattr(cls, claim, False)
         init = cls.__dict__.get("__init__")
         if init is None:
             return

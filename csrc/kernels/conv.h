@@ -1,5 +1,5 @@
 // im2col / col2im in the book's layout, and convolution forward and backward as GEMMs
-// (im2col + GEMM, or shifted slices of the padded image at stride 1: see conv_plan.h).
+// (im2col + GEMM, or shifted slices of the padded image or its stride phases: see conv_plan.h).
 //
 // Notation: x (N, C, H, W), w (FN, C, KH, KW), b (FN), y (N, FN, OH, OW),
 // OH = (H + 2 * PH - KH) / SH + 1 and OW = (W + 2 * PW - KW) / SW + 1. All arrays are

@@ -17,7 +17,7 @@ namespace dlx::DLX_CPU_LEVEL {
 enum class ConvAlgorithm {
   pointwise,             // 1x1, stride 1, no padding: the image is its own column matrix
   im2col,                // the book's method: unfold, then one GEMM per item
-  shifted,               // stride 1: shifted slices of the padded image, register-blocked
+  shifted,               // shifted slices of the padded image (of its stride phases), register-blocked
   shifted_by_positions,  // the same, the output tiled by positions (small images)
 };
 

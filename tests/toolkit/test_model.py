@@ -155,6 +155,18 @@ def residual_block(relu, rng):
     return model
 
 
+def test_a_fused_add_of_inputs_in_another_memory_layout(rng):
+    """The sum of two non-C-contiguous inputs keeps their layout: the fused ReLU then makes
+    a new array rather than failing to write in place."""
+    a, b = dlx.Input((2, 3, 3)), dlx.Input((2, 3, 3))
+    y = L.ReLU()(L.Add()(a, b))
+    model = dlx.Model([a, b], L.Affine(18, 2, dtype=np.float64)(L.Flatten()(y)))
+    xa, xb = (np.asfortranarray(rng.standard_normal((4, 2, 3, 3))) for _ in range(2))
+    assert not (xa + xb).flags.c_contiguous
+    out = model.predict([xa, xb], train=True)
+    np.testing.assert_array_equal(out, model.predict([xa.copy(), xb.copy()], train=True))
+
+
 def test_a_subclass_with_its_own_passes_drops_the_fusion_claim():
     class LoggedBatchNorm(L.BatchNorm):
         def backward(self, dout):

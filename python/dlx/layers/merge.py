@@ -70,7 +70,9 @@ class Add(Merge):
         y = xs[0] + xs[1]
         for x in xs[2:]:
             y += x
-        return ops.relu(y, inplace=True) if relu else y
+        if relu:  # in place on the new sum, unless NumPy gave it its inputs' non-C layout
+            return ops.relu(y, inplace=y.flags.c_contiguous)
+        return y
 
     def backward(self, dout, relu_output=None):
         if relu_output is not None:

@@ -132,6 +132,7 @@ class Model(Network):
                 consumers[id(parent)] = consumers.get(id(parent), 0) + 1
         self._consumers = consumers
         self._relu_applied_by = self._fusable_relus()
+        self._relu_appliers = set(self._relu_applied_by.values())
         super().__init__(loss, weight_decay, regularization)
 
     def _fusable_relus(self) -> dict[int, int]:
@@ -201,11 +202,10 @@ class Model(Network):
         fresh: set[int] = set()  # arrays this call made and no one else holds
         left = dict(self._consumers)
         keep = {id(n) for n in self.outputs}
-        applying = set(self._relu_applied_by.values()) if train else set()
         for node in self._computed:
             runner = self._runners[id(node)]
             args = [values[id(p)] for p in node.inputs]
-            if id(node) in applying:
+            if train and id(node) in self._relu_appliers:
                 out = runner.forward(*args, train=True, relu=True)
             elif train and id(node) in self._relu_applied_by:
                 out = runner.forward_applied(args[0])

@@ -201,13 +201,20 @@ def test_shifted_cases_cover_both_tilings(dtype):
 def test_conv2d_shifted(rng, dtype, kernel, stride, pad, threads, c, fn, size):
     """Stride 1 with an image per thread: the C++ kernel's shifted route, on one thread and on
     two."""
-    x = rng.standard_normal((3, c, *size)).astype(dtype)
-    w = rng.standard_normal((fn, c, *kernel)).astype(dtype)
-    b = rng.standard_normal(fn).astype(dtype)
+    _check_conv_on_threads(rng, dtype, (3, c, *size), (fn, c, *kernel), stride, pad, threads)
+
+
+def _check_conv_on_threads(rng, dtype, x_shape, w_shape, stride, pad, threads):
+    """conv2d and its gradients on `threads` threads against the loop oracle; returns the
+    algorithms the planner chose for them."""
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
     dy = rng.standard_normal(naive.conv2d(x, w, b, stride, pad).shape).astype(dtype)
     before = dlx.threads.get_num_threads()
     dlx.threads.set_num_threads(threads)
     try:
+        algorithms = ops.conv2d_algorithms(x, w, stride, pad)
         y = ops.conv2d(x, w, b, stride, pad)
         grads = ops.conv2d_backward(dy, x, w, stride, pad)
     finally:
@@ -216,6 +223,7 @@ def test_conv2d_shifted(rng, dtype, kernel, stride, pad, threads, c, fn, size):
     for got, want in zip(grads, naive.conv2d_backward(dy, x, w, stride, pad), strict=True):
         check_dtypes(got, dtype)
         assert_close(got, want, dtype)
+    return algorithms
 
 
 STRIDED_GRID = list(itertools.product(KERNELS, [(2, 2), (1, 2), (2, 1)], PADS))
@@ -239,27 +247,14 @@ def test_conv2d_shifted_strided(rng, dtype, kernel, stride, pad, threads, c, fn,
     channels for the backward pass), and it agrees with the loop oracle."""
     if any(k > s + 2 * p for k, s, p in zip(kernel, size, pad, strict=True)):
         pytest.skip("kernel larger than the padded image")
-    x = rng.standard_normal((3, c, *size)).astype(dtype)
-    w = rng.standard_normal((fn, c, *kernel)).astype(dtype)
-    b = rng.standard_normal(fn).astype(dtype)
-    dy = rng.standard_normal(naive.conv2d(x, w, b, stride, pad).shape).astype(dtype)
-    before = dlx.threads.get_num_threads()
-    dlx.threads.set_num_threads(threads)
-    try:
-        algorithms = ops.conv2d_algorithms(x, w, stride, pad)
-        y = ops.conv2d(x, w, b, stride, pad)
-        grads = ops.conv2d_backward(dy, x, w, stride, pad)
-    finally:
-        dlx.threads.set_num_threads(before)
+    algorithms = _check_conv_on_threads(
+        rng, dtype, (3, c, *size), (fn, c, *kernel), stride, pad, threads
+    )
     if _phase_split_applies(kernel, stride):
         assert algorithms["forward"].startswith("shifted")
         assert algorithms["grad_input"] == ("shifted" if c >= 4 else "im2col")
     else:
         assert set(algorithms.values()) == {"im2col"}
-    assert_close(y, naive.conv2d(x, w, b, stride, pad), dtype)
-    for got, want in zip(grads, naive.conv2d_backward(dy, x, w, stride, pad), strict=True):
-        check_dtypes(got, dtype)
-        assert_close(got, want, dtype)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

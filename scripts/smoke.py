@@ -39,7 +39,8 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 8, 12, 12)).astype(np.float32)
-    for route, stride in (("shifted", 1), ("im2col", 2)):
+    # Stride 2 runs on the shifted route by its stride phases; stride 3 stays on im2col.
+    for route, stride in (("shifted", 1), ("shifted", 2), ("im2col", 3)):
         w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
         b = rng.standard_normal(16).astype(np.float32)
         algorithms = ops.conv2d_algorithms(x, w, stride, 1)
@@ -48,11 +49,11 @@ def main() -> None:
         y = ops.conv2d(x, w, b, stride, 1)
         grads = ops.conv2d_backward(np.ones_like(y), x, w, stride, 1)
         with ops.use_backend("numpy"):
-            close(f"conv2d ({route})", y, ops.conv2d(x, w, b, stride, 1))
+            close(f"conv2d ({route}, stride {stride})", y, ops.conv2d(x, w, b, stride, 1))
             for name, got, want in zip(
                 ("dx", "dw", "db"), grads, ops.conv2d_backward(np.ones_like(y), x, w, stride, 1)
             ):
-                close(f"conv2d_backward {name} ({route})", got, want)
+                close(f"conv2d_backward {name} ({route}, stride {stride})", got, want)
 
     w = rng.standard_normal((96, 40)).astype(np.float32)
     for rows in (64, 1):  # a GEMM and a GEMV

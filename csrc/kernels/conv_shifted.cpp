@@ -243,12 +243,18 @@ void shifted_backward(const ConvPlan& plan, const T* dy, const T* x, const T* w,
   const bool by_positions = plan.grad_input.algorithm == ConvAlgorithm::shifted_by_positions;
   // The grad weight's offsets, rows of the position-major image (phases one after the
   // other), in increasing order: offsets that follow each other share a tile (see
-  // add_shifted_products). order[j] is the kernel offset of the j-th.
-  std::vector<index_t> order(static_cast<size_t>(s.offsets));
-  for (index_t k = 0; k < s.offsets; ++k) order[k] = k;
+  // add_shifted_products). order[j] is the kernel offset of the j-th. Within a phase the
+  // shift grows with k, so taking the phases in turn sorts them. (No std::stable_sort: its
+  // helpers, such as std::rotate on index_t iterators, are instantiated alike in every level,
+  // and the linker could keep an AVX-512 copy for the baseline kernels.)
   const auto row_of = [&](index_t k) { return s.phase(k) * s.length + s.shift(k); };
-  std::stable_sort(order.begin(), order.end(),
-                   [&](index_t a, index_t b) { return row_of(a) < row_of(b); });
+  std::vector<index_t> order;
+  order.reserve(static_cast<size_t>(s.offsets));
+  for (index_t p = 0; p < s.phases; ++p) {
+    for (index_t k = 0; k < s.offsets; ++k) {
+      if (s.phase(k) == p) order.push_back(k);
+    }
+  }
   std::vector<index_t> forward_offsets(static_cast<size_t>(s.offsets));
   for (index_t j = 0; j < s.offsets; ++j) forward_offsets[j] = row_of(order[j]);
   // dXpad[:, q] takes dY_wide[:, q - off_k] from offset k: that is column q + reach - off_k

@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+python3 -c "import pybind11" 2>/dev/null \
+  || { echo "the aarch64 check needs pybind11's headers: pip install pybind11" >&2; exit 1; }
 cxx=aarch64-linux-gnu-g++
 out=build/aarch64-check
 mkdir -p "$out"

@@ -269,6 +269,18 @@ Array<T> relu_backward(const Array<T>& dy, const Array<T>& y) {
   return dx;
 }
 
+template <typename T>
+Array<T> add_forward(const Array<T>& a, const Array<T>& b, bool relu) {
+  if (a.ndim() != b.ndim() || !std::equal(a.shape(), a.shape() + a.ndim(), b.shape())) {
+    dlx::fail("b must have the shape of a ", shape_of(a), ", got ", shape_of(b));
+  }
+  Array<T> y(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+  py::gil_scoped_release release;
+  dlx::kernels<T>().add_forward(a.data(), b.data(), y.mutable_data(), static_cast<index_t>(a.size()),
+                                relu);
+  return y;
+}
+
 // Adam's update of param, m and v in place (see optim.h); the arrays are the caller's own.
 template <typename T>
 void adam_step(Array<T>& param, const Array<T>& grad, Array<T>& m, Array<T>& v, T beta1, T beta2,
@@ -523,6 +535,9 @@ PYBIND11_MODULE(_core, m) {
   def_both(m, "relu_backward", &relu_backward<float>, &relu_backward<double>,
            "dy, y (same shape) -> dy where y > 0, else 0.", py::arg("dy").noconvert(),
            py::arg("y").noconvert());
+  def_both(m, "add_forward", &add_forward<float>, &add_forward<double>,
+           "a, b (same shape) -> a + b; max(a + b, 0), NaN kept, with relu.",
+           py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("relu") = false);
 
   def_both(m, "adam_step", &adam_step<float>, &adam_step<double>,
            "Adam's update of param, m and v in place from grad (all of one shape and dtype).",

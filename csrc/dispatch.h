@@ -30,6 +30,7 @@ struct KernelSet {
   void (*avg_pool2d_backward)(const T* dy, T* dx, const Frame& f, const Window2d& win);
   void (*relu_forward)(const T* x, T* y, index_t size);
   void (*relu_backward)(const T* dy, const T* y, T* dx, index_t size);
+  void (*add_forward)(const T* a, const T* b, T* y, index_t size, bool relu);
   void (*adam_step)(T* param, const T* grad, T* m, T* v, index_t size, T beta1, T beta2, T lr_t,
                     T v_scale, T eps);
   void (*batch_norm_stats)(const T* x, index_t n, index_t c, index_t s, T* mean, T* var);

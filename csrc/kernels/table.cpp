@@ -25,6 +25,7 @@ constexpr KernelSet<T> kernel_set() {
                       &avg_pool2d_backward<T>,
                       &relu_forward<T>,
                       &relu_backward<T>,
+                      &add_forward<T>,
                       &adam_step<T>,
                       &batch_norm_stats<T>,
                       &batch_norm_apply<T>,

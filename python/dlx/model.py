@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from . import ops
 from .errors import DlxTypeError, DlxValueError
 from .layers.activation import ReLU
 from .layers.base import Layer
@@ -282,8 +283,17 @@ class Model(Network):
     def _accumulate(grads: dict[int, np.ndarray], node: Node, d: np.ndarray) -> None:
         if node.layer is None:
             return
-        # A sum, never in place: a merge layer hands the same array to several inputs.
-        grads[id(node)] = d if id(node) not in grads else grads[id(node)] + d
+        before = grads.get(id(node))
+        if before is None:
+            grads[id(node)] = d
+            return
+        if before.shape != d.shape or before.dtype != d.dtype:
+            raise DlxValueError(
+                f"the gradients that reach {node!r} from the layers it feeds differ: "
+                f"{before.shape} {before.dtype} and {d.shape} {d.dtype}"
+            )
+        # A new array, never in place: a merge layer hands the same array to several inputs.
+        grads[id(node)] = ops.add(before, d)
 
     def _sum_shared_gradients(self) -> None:
         for node in self._computed:

@@ -58,25 +58,25 @@ def arrays(draw, ndim=None, dtype=None):
     return a
 
 
-def check(name, *args):
+def check(name, *args, **kwargs):
     """Run on C++; if it is accepted, the NumPy reference must accept it and agree.
 
     NaN and inf inputs make NumPy warn in the reference (inf - inf, say); the results are
     what is compared, so those warnings are silenced here.
     """
     with np.errstate(all="ignore"):
-        _check(name, *args)
+        _check(name, *args, **kwargs)
 
 
-def _check(name, *args):
+def _check(name, *args, **kwargs):
     try:
         with ops.use_backend("cpp"):
-            got = getattr(ops, name)(*args)
+            got = getattr(ops, name)(*args, **kwargs)
     except (ValueError, TypeError):
         COUNTS["refused"] += 1
         return
     with ops.use_backend("numpy"):
-        want = getattr(ops, name)(*args)
+        want = getattr(ops, name)(*args, **kwargs)
     for g, w in zip(
         got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)
     ):
@@ -146,6 +146,8 @@ def test_fuzz_pooling(x, k, s, p):
 def test_fuzz_relu_and_batch_norm(x, other):
     check("relu", x)
     check("relu_backward", other, x)
+    check("add", x, other)
+    check("add", x, x, relu=True)
     check("batch_norm_stats", x)
     if x.ndim in (2, 4) and x.dtype in (np.float32, np.float64) and x.shape[1]:
         c = x.shape[1]

@@ -176,6 +176,7 @@ def test_pooling_relu_and_batchnorm_match_the_reference_at_every_level(capabilit
             ops.avg_pool2d(x, 3, 2, 1),
             ops.relu(x),
             ops.relu_backward(x, ops.relu(x)),
+            ops.add(x, x[::-1], relu=True),
             mean,
             var,
             ops.batch_norm_apply(x, mean, inv_std, gamma, beta),

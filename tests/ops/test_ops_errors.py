@@ -169,6 +169,26 @@ CASES = {
         TypeError,
         r"x must be float32 or float64, got dtype int32",
     ),
+    "add-int": (
+        lambda: ops.add(np.zeros(3, np.int32), np.zeros(3, np.int32)),
+        TypeError,
+        r"a must be float32 or float64, got dtype int32",
+    ),
+    "add-shape": (
+        lambda: ops.add(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32)),
+        ValueError,
+        r"b must have shape \(2, 3\), got \(3, 2\)",
+    ),
+    "add-dtype": (
+        lambda: ops.add(np.zeros(3, np.float32), np.zeros(3)),
+        TypeError,
+        r"b has dtype float64 but a has dtype float32",
+    ),
+    "add-relu-flag": (
+        lambda: ops.add(np.zeros(3), np.zeros(3), relu=1),
+        TypeError,
+        r"relu must be True or False, got 1",
+    ),
     "relu-backward-shape": (
         lambda: ops.relu_backward(np.zeros(3, np.float32), np.zeros(4, np.float32)),
         ValueError,

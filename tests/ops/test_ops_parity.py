@@ -336,6 +336,22 @@ def test_relu(rng, dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(0, 3), (5,), (2, 3, 4, 5), (3, 70000), (4, 4000)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_add(rng, dtype, shape, relu):
+    a, b = rng.standard_normal((2, *shape)).astype(dtype)
+    if a.size:
+        a.flat[0], b.flat[-1] = np.nan, np.inf  # NaN stays NaN through the ReLU, as in relu
+    expected = a + b
+    if relu:
+        expected = np.where((expected > 0) | np.isnan(expected), expected, 0)
+    for y in on_both("add", a, b, relu=relu):
+        check_dtypes(y, dtype)
+        assert y is not a and y is not b
+        np.testing.assert_array_equal(y, expected)  # one rounding per element: bit for bit
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size", [0, 1, 17, 70001])
 def test_adam_step_bit_for_bit(rng, dtype, size):
     """The fused C++ Adam update and the NumPy reference agree bit for bit after every step,

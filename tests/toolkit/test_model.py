@@ -156,8 +156,8 @@ def residual_block(relu, rng):
 
 
 def test_a_fused_add_of_inputs_in_another_memory_layout(rng):
-    """The sum of two non-C-contiguous inputs keeps their layout: the fused ReLU then makes
-    a new array rather than failing to write in place."""
+    """Inputs in Fortran order, whose NumPy sum keeps that layout, give the fused sum of
+    C-ordered copies of them."""
     a, b = dlx.Input((2, 3, 3)), dlx.Input((2, 3, 3))
     y = L.ReLU()(L.Add()(a, b))
     model = dlx.Model([a, b], L.Affine(18, 2, dtype=np.float64)(L.Flatten()(y)))
@@ -165,6 +165,25 @@ def test_a_fused_add_of_inputs_in_another_memory_layout(rng):
     assert not (xa + xb).flags.c_contiguous
     out = model.predict([xa, xb], train=True)
     np.testing.assert_array_equal(out, model.predict([xa.copy(), xb.copy()], train=True))
+
+
+def test_gradients_that_disagree_at_a_branching_node_are_an_error(rng):
+    """Where a node feeds two layers their gradients are summed; one that comes back in
+    another dtype is named, not cast."""
+
+    class Float64Backward(L.Layer):
+        def forward(self, x, train=True):
+            return x
+
+        def backward(self, dout):
+            return dout.astype(np.float64)
+
+    x = dlx.Input((3,))
+    h = L.Affine(3, 3)(x)
+    model = dlx.Model(x, L.Add()(Float64Backward()(h), L.Affine(3, 3)(h)), loss="MeanSquaredError")
+    xb = rng.standard_normal((2, 3)).astype(np.float32)
+    with pytest.raises(dlx.errors.DlxValueError, match=r"gradients that reach Node\(Affine"):
+        model.gradient(xb, np.zeros((2, 3), np.float32))
 
 
 def test_a_subclass_with_its_own_passes_drops_the_fusion_claim():

@@ -67,11 +67,9 @@ class Add(Merge):
     def forward(self, *xs, train=True, relu=False):
         xs = self._checked(xs)
         self.n_inputs = len(xs) if train else None
-        y = xs[0] + xs[1]
-        for x in xs[2:]:
-            y += x
-        if relu:  # in place on the new sum, unless NumPy gave it its inputs' non-C layout
-            return ops.relu(y, inplace=y.flags.c_contiguous)
+        y = xs[0]
+        for i, x in enumerate(xs[1:], start=2):  # a fused ReLU applies to the last sum only
+            y = ops.add(y, x, relu=relu and i == len(xs))
         return y
 
     def backward(self, dout, relu_output=None):

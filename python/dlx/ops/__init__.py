@@ -1,5 +1,5 @@
-"""The kernels (convolution, fully connected, pooling, ReLU, BatchNorm, the Adam update): one
-checked front over two backends.
+"""The kernels (convolution, fully connected, pooling, ReLU, the residual sum, BatchNorm, the
+Adam update): one checked front over two backends.
 
 Every function here checks its arguments (raising ``TypeError`` or ``ValueError`` that name
 the argument and what it got), then runs on the active backend:
@@ -35,6 +35,7 @@ from . import _checks, reference
 
 __all__ = [
     "adam_step",
+    "add",
     "avg_pool2d",
     "avg_pool2d_backward",
     "backend",
@@ -457,6 +458,16 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     _checks.same_dtype("dy", dy, "y", y)
     _checks.expect_shape(dy, "dy", y.shape)
     return _run("relu_backward", dy, y)
+
+
+def add(a: np.ndarray, b: np.ndarray, *, relu: bool = False) -> np.ndarray:
+    """a + b elementwise for two arrays of one shape and dtype (a residual connection's sum),
+    in a new array; with ``relu``, max(a + b, 0) in the same pass (NaN stays NaN)."""
+    a = _checks.float_array(a, "a")
+    b = _checks.float_array(b, "b")
+    _checks.same_dtype("b", b, "a", a)
+    _checks.expect_shape(b, "b", a.shape)
+    return _run("add", a, b, _checks.boolean(relu, "relu"))
 
 
 def _bn_input(x, name="x"):

@@ -141,6 +141,10 @@ def relu_backward(dy, y):
     return _core.relu_backward(dy, y)
 
 
+def add(a, b, relu=False):
+    return _core.add_forward(a, b, relu)
+
+
 def batch_norm_stats(x):
     return _core.batch_norm_stats(x)
 

@@ -19,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "adam_step",
+    "add",
     "avg_pool2d",
     "avg_pool2d_backward",
     "batch_norm_apply",
@@ -220,6 +221,12 @@ def relu(x, inplace=False):
 def relu_backward(dy, y):
     """The gradient passes where the output y is positive, and is 0 elsewhere."""
     return np.where(y > 0, dy, dy.dtype.type(0))
+
+
+def add(a, b, relu=False):
+    """a + b elementwise (a residual connection's sum); then max(0, .) with ``relu``."""
+    y = a + b
+    return np.maximum(y, y.dtype.type(0), out=y) if relu else y  # relu(y, inplace=True)
 
 
 def _channel_axes(x):

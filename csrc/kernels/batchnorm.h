@@ -6,7 +6,8 @@
 
 namespace dlx::DLX_CPU_LEVEL {
 
-// mean and biased variance of every channel (two passes, accumulated in double).
+// mean and biased variance of every channel (two passes, accumulated in double; see
+// batchnorm.cpp for the order of the sums).
 template <typename T>
 void batch_norm_stats(const T* x, index_t n, index_t c, index_t s, T* mean, T* var);
 

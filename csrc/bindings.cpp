@@ -621,12 +621,15 @@ PYBIND11_MODULE(_core, m) {
           dlx::set_conv_route(dlx::ConvRoute::unfolded);
         } else if (route == "shifted") {
           dlx::set_conv_route(dlx::ConvRoute::shifted);
+        } else if (route == "winograd") {
+          dlx::set_conv_route(dlx::ConvRoute::winograd);
         } else {
-          dlx::fail("route must be 'planned', 'im2col' or 'shifted', got '", route, "'");
+          dlx::fail("route must be 'planned', 'im2col', 'shifted' or 'winograd', got '", route,
+                    "'");
         }
       },
-      "For the tests: every convolution takes this route where it can ('im2col' or "
-      "'shifted'), or the planner's choice ('planned').",
+      "For the tests: every convolution takes this route where it can ('im2col', 'shifted' "
+      "or 'winograd'), or the planner's choice ('planned').",
       py::arg("route"));
   m.def("workspace_bytes", &dlx::workspace_bytes,
         "Bytes the kernels' workspace pool holds now (kept between calls up to the budget).");

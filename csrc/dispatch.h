@@ -69,7 +69,7 @@ std::string current_level();
 
 // For the tests only: the convolution route every plan takes where it can, instead of the
 // planner's choice, so that each route's executors meet every geometry.
-enum class ConvRoute { planned, unfolded, shifted };
+enum class ConvRoute { planned, unfolded, shifted, winograd };
 ConvRoute conv_route();
 void set_conv_route(ConvRoute route);
 

@@ -1,6 +1,6 @@
 // Convolution forward and backward: make the plan (conv_plan.h), lease the workspace it needs
 // from the pool (workspace.h), and run the executor of each product's route
-// (conv_im2col.cpp, conv_shifted.cpp). The bias gradient, a plain sum, is done here.
+// (conv_im2col.cpp, conv_shifted.cpp, conv_winograd.cpp). The bias gradient, a plain sum, is done here.
 //
 // The BLAS never starts threads of its own (see blas.h), so the cores are never
 // oversubscribed; grad-weight partials are summed in thread order, so results repeat bit for
@@ -65,7 +65,9 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const Frame& f, in
   const ConvPlan plan = plan_for<T>(f, fn, win);
   WorkspaceLease lease(workspace_bytes_for<T>(plan.threads, plan.thread_workspace()));
   const ThreadParts<T> workspace{lease.as<T>(), thread_stride<T>(plan.thread_workspace())};
-  if (is_shifted(plan.forward.algorithm)) {
+  if (plan.forward.algorithm == ConvAlgorithm::winograd) {
+    winograd_forward(plan.forward, x, w, b, y, f, fn, workspace);
+  } else if (is_shifted(plan.forward.algorithm)) {
     shifted_forward(plan.forward, x, w, b, y, f, fn, win, workspace);
   } else {
     unfolded_forward(plan.forward, x, w, b, y, f, fn, win, workspace);
@@ -102,6 +104,11 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
   const ConvPlan plan = plan_for<T>(f, fn, win);
   WorkspaceLease lease(workspace_bytes_for<T>(plan.threads, plan.thread_workspace()));
   const ThreadParts<T> workspace{lease.as<T>(), thread_stride<T>(plan.thread_workspace())};
+  if (plan.grad_weight.algorithm == ConvAlgorithm::winograd) {
+    winograd_grad_weight(plan.grad_weight, dy, x, dw, f, fn, workspace);
+    if (dx) winograd_grad_input(plan.grad_input, dy, w, dx, f, fn, workspace);
+    return;
+  }
   if (is_shifted(plan.grad_weight.algorithm)) {
     shifted_backward(plan, dy, x, w, dx, dw, f, fn, win, workspace);
     return;

@@ -1,6 +1,7 @@
 #include "conv_plan.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "../dispatch.h"
 #include "blas.h"
@@ -163,6 +164,58 @@ bool plan_shifted(const Frame& f, index_t fn, const Window2d& win, int threads, 
   return true;
 }
 
+// -- The Winograd route ---------------------------------------------------------------------
+
+// Where F(4x4, 3x3) beats the shifted route (docs/core.md): from 16 to 64 channels on each
+// side (with fewer, its transforms cost more than the multiply-adds they save; at 128 it ran
+// slower), on images of at least 4 x 4. Float only: in double the shifted route's sums, with
+// fewer roundings, stay the planned route.
+constexpr index_t kWinogradMinChannels = 16;
+constexpr index_t kWinogradMaxChannels = 64;
+constexpr index_t kWinogradMinSide = 4;
+
+bool winograd_applies(const Frame& f, const Window2d& win) {
+  return win.kh == 3 && win.kw == 3 && win.sh == 1 && win.sw == 1 && win.ph == 1 &&
+         win.pw == 1 && f.h > 0 && f.w > 0;
+}
+
+// The Winograd route's products: the forward pass, and the backward pass's two gradients.
+template <typename T>
+void plan_winograd(const Frame& f, index_t fn, const Window2d& win, int threads, index_t limit,
+                   ConvPlan& plan) {
+  const ConvRoute route = conv_route();
+  if (route != ConvRoute::planned && route != ConvRoute::winograd) return;
+  const bool forced = route == ConvRoute::winograd;  // wherever it can compute the product
+  if (!winograd_applies(f, win) || f.c < 1 || fn < 1) return;
+  const bool pays = std::is_same_v<T, float> && f.n >= threads &&
+                    std::min(f.c, fn) >= kWinogradMinChannels &&
+                    std::max(f.c, fn) <= kWinogradMaxChannels &&
+                    std::min(f.h, f.w) >= kWinogradMinSide;
+  if (!forced && !pays) return;
+  const bool parallel = f.n > 1 && f.n * fn * f.out_plane() * f.c * 9 > kParallelGrain;
+  const auto product = [&](index_t c_in, index_t k_out) {
+    const WinogradGeometry g = winograd_geometry<T>(c_in, k_out, f.h, f.w);
+    return ProductPlan{ConvAlgorithm::winograd,
+                       parallel,
+                       ceil_div(f.n, g.group),
+                       g.group,
+                       g.group > 1 ? 1 : ceil_div(g.tiles, g.block),
+                       g.block,
+                       kWinogradTileRows2,
+                       2 * shifted::Tile<T>::lanes,
+                       g.workspace};
+  };
+  const ProductPlan forward = product(f.c, fn);
+  if (forward.workspace <= limit) plan.forward = forward;
+  // The grad weight reads the image's windows as the forward pass does, and dy in tiles; the
+  // grad input is the forward pass's product with the channels' roles swapped.
+  const ProductPlan grad_weight = forward, grad_input = product(fn, f.c);
+  if (std::max(grad_weight.workspace, grad_input.workspace) <= limit) {
+    plan.grad_weight = grad_weight;
+    plan.grad_input = grad_input;
+  }
+}
+
 }  // namespace
 
 const char* name_of(ConvAlgorithm algorithm) {
@@ -175,11 +228,15 @@ const char* name_of(ConvAlgorithm algorithm) {
       return "shifted";
     case ConvAlgorithm::shifted_by_positions:
       return "shifted by positions";
+    case ConvAlgorithm::winograd:
+      return "winograd";
   }
   return "unknown";
 }
 
 index_t ConvPlan::thread_workspace() const {
+  // The shifted route's backward pass computes both gradients at once; other routes compute
+  // them one after the other.
   const bool shared = grad_weight.algorithm == ConvAlgorithm::shifted;
   const index_t backward = shared ? grad_weight.workspace + grad_input.workspace
                                   : std::max(grad_weight.workspace, grad_input.workspace);
@@ -208,6 +265,7 @@ ConvPlan plan_conv(const Frame& f, index_t fn, const Window2d& win, int threads,
   plan.grad_input = grad_input_items(unfolded, f, win, threads, limit);
   plan.grad_input.parallel = worth_threads && plan.grad_input.items > 1;
   plan_shifted<T>(f, fn, win, threads, limit, plan);
+  plan_winograd<T>(f, fn, win, threads, limit, plan);
   return plan;
 }
 
@@ -238,10 +296,32 @@ Shifted shifted_geometry(const Frame& f, const Window2d& win) {
                  reach + std::max(wide, dspan), win.kw, win.sh, win.sw, phases, rows};
 }
 
+template <typename T>
+WinogradGeometry winograd_geometry(index_t c_in, index_t k_out, index_t h, index_t w) {
+  const index_t tiles_h = ceil_div(h, 4), tiles_w = ceil_div(w, 4), tiles = tiles_h * tiles_w;
+  // Blocks of kWinogradBlock tiles at most: a block's transformed windows and products (36 of
+  // each) stay in the cache from the transforms through the products to the inverse
+  // transform. A large image's tiles go in blocks as even as they go; small images go several
+  // to a block (a 7 x 7 image has 4 tiles: alone, each load of U would serve 4 tiles).
+  const index_t group = std::max<index_t>(1, kWinogradBlock / tiles);
+  const index_t block =
+      group > 1 ? group * tiles
+                : ceil_div(tiles, std::max<index_t>(1, ceil_div(tiles, kWinogradBlock)));
+  const index_t out_h = 4 * tiles_h, out_w = 4 * tiles_w;
+  const index_t wp = out_w + 2, padded = (out_h + 2) * wp;
+  const index_t cld = shifted::padded_columns<T>(c_in), kld = shifted::padded_columns<T>(k_out);
+  const index_t workspace =
+      region<T>(group * padded * cld) + region<T>(36 * kWinogradSpacing * cld) +
+      region<T>(36 * kWinogradSpacing * kld) + group * out_h * out_w * kld;
+  return WinogradGeometry{c_in, k_out, tiles_w, tiles, group, out_h, out_w, wp, padded, cld,
+                          kld, block, workspace};
+}
+
 #define DLX_INSTANTIATE_PLAN(T)                                                               \
   template index_t thread_workspace_limit<T>(std::size_t, int);                               \
   template ConvPlan plan_conv<T>(const Frame&, index_t, const Window2d&, int, index_t);       \
-  template Shifted shifted_geometry<T>(const Frame&, const Window2d&);
+  template Shifted shifted_geometry<T>(const Frame&, const Window2d&);                          \
+  template WinogradGeometry winograd_geometry<T>(index_t, index_t, index_t, index_t);
 DLX_INSTANTIATE_PLAN(float)
 DLX_INSTANTIATE_PLAN(double)
 #undef DLX_INSTANTIATE_PLAN

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "level.h"
+#include "shifted_kernel.h"
 
 namespace dlx::DLX_CPU_LEVEL {
 
@@ -19,6 +20,7 @@ enum class ConvAlgorithm {
   im2col,                // the book's method: unfold, then one GEMM per item
   shifted,               // shifted slices of the padded image (of its stride phases), register-blocked
   shifted_by_positions,  // the same, the output tiled by positions (small images)
+  winograd,              // F(4x4, 3x3): 3x3 kernels, stride 1, padding 1
 };
 
 const char* name_of(ConvAlgorithm algorithm);
@@ -35,8 +37,11 @@ struct ProductPlan {
   // im2col and pointwise: an item is `images` whole images side by side (images > 1), or a
   // block of `length` positions of one image, `blocks` blocks an image. For the grad input
   // an item is a group of `length` channels of one image, `blocks` groups an image.
+  // winograd: an item is a group of `images` images (each thread takes an equal run of the
+  // images, in such groups), their tiles in blocks of `length`, `blocks` blocks an image.
   index_t images, blocks, length;
-  // shifted: the register tile, rows by columns of the product's output.
+  // shifted: the register tile, rows by columns of the product's output; winograd: that of
+  // its products, tiles by output channels.
   int tile_rows, tile_columns;
   index_t workspace;  // elements of T each thread needs
 };
@@ -84,6 +89,40 @@ struct Shifted {
 
 template <typename T>
 Shifted shifted_geometry(const Frame& f, const Window2d& win);
+
+// The geometry of the Winograd route (see conv_winograd.cpp): the output in 4x4 tiles (the
+// last row and column of them may overhang the image), taken `block` at a time, from one
+// image or, where an image has fewer than kWinogradBlock / 2, from a group of them; the image
+// padded by one position on the top and left and by zeros to whole tiles on the bottom and
+// right, position-major, a row of cld elements (the channels in whole vectors) per position;
+// the output position-major too, rows of kld, out_w positions a row.
+struct WinogradGeometry {
+  index_t c_in, k_out;
+  index_t tiles_w, tiles;  // a row of tiles, an image's tiles
+  index_t group;           // images a group: small images go several to a block
+  index_t out_h, out_w;  // the tiles' extent: H and W rounded up to whole tiles
+  index_t wp;            // positions in a padded row: out_w + 2
+  index_t padded;        // positions of the padded image: (out_h + 2) * wp
+  index_t cld, kld;
+  index_t block;      // tiles a block: a group's, or kWinogradBlock or fewer of an image's
+  index_t workspace;  // elements of T a thread needs: four regions (see region())
+};
+
+// The most tiles a block of the Winograd route holds. Its 16 transformed windows (and
+// products) lie kWinogradBlock + 1 tiles apart, a constant, so that every load and store of a
+// window is a fixed displacement from one pointer; the extra tile keeps the 16 from lying a
+// whole number of pages apart (64 tiles of 16 floats are 4 KiB), where they would compete for
+// the same cache sets.
+constexpr index_t kWinogradBlock = 32;
+constexpr index_t kWinogradSpacing = kWinogradBlock + 1;
+
+// Tiles in the Winograd products' register tiles, with one and with two vectors of output
+// channels.
+constexpr int kWinogradTileRows1 = shifted::kRegisters == 32 ? 16 : 12;
+constexpr int kWinogradTileRows2 = shifted::kRegisters == 32 ? 12 : 6;
+
+template <typename T>
+WinogradGeometry winograd_geometry(index_t c_in, index_t k_out, index_t h, index_t w);
 
 // A thread's workspace holds up to three regions (an item's columns and output, say), each
 // starting on a cache line one line past a whole number of lines: regions read in lockstep

@@ -29,6 +29,17 @@ template <typename T>
 void shifted_backward(const ConvPlan& plan, const T* dy, const T* x, const T* w, T* dx, T* dw,
                       const Frame& f, index_t fn, const Window2d& win, const ThreadParts<T>& workspace);
 
+// F(4x4, 3x3) Winograd (conv_winograd.cpp): 3x3 kernels, stride 1, padding 1.
+template <typename T>
+void winograd_forward(const ProductPlan& plan, const T* x, const T* w, const T* b, T* y,
+                      const Frame& f, index_t fn, const ThreadParts<T>& workspace);
+template <typename T>
+void winograd_grad_input(const ProductPlan& plan, const T* dy, const T* w, T* dx,
+                         const Frame& f, index_t fn, const ThreadParts<T>& workspace);
+template <typename T>
+void winograd_grad_weight(const ProductPlan& plan, const T* dy, const T* x, T* dw,
+                          const Frame& f, index_t fn, const ThreadParts<T>& workspace);
+
 // Per-thread partial sums of `size` elements, side by side: adds those of threads 1..team-1
 // into thread 0's, in thread order, so the total repeats bit for bit at a fixed thread count.
 template <typename T>

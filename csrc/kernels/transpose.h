@@ -49,30 +49,35 @@ inline void swap_blocks(V* r) {
 }  // namespace detail
 
 // dst (cols, rows), rows ldd apart, = src (rows, cols), rows lds apart, transposed; with add
-// non-null, add[j] is added to every element of dst's row j.
+// non-null, add[j] is added to every element of dst's row j. With src_rows (dst_rows)
+// non-null, row i of src (of dst) starts at element src_rows[i] (dst_rows[i]) instead of
+// i * lds (i * ldd): rows of a padded image, say, whose padding the transpose then skips.
 template <typename T>
 void transpose(const T* src, index_t lds, index_t rows, index_t cols, T* dst, index_t ldd,
-               const T* add = nullptr) {
+               const T* add = nullptr, const index_t* src_rows = nullptr,
+               const index_t* dst_rows = nullptr) {
   using V = typename detail::Row8<T>::type;
+  const auto src_row = [&](index_t i) { return src + (src_rows ? src_rows[i] : i * lds); };
+  const auto dst_row = [&](index_t j) { return dst + (dst_rows ? dst_rows[j] : j * ldd); };
   const index_t rows8 = rows / 8 * 8, cols8 = cols / 8 * 8;
   for (index_t i = 0; i < rows8; i += 8) {
     for (index_t j = 0; j < cols8; j += 8) {
       V r[8];
-      for (int k = 0; k < 8; ++k) std::memcpy(&r[k], src + (i + k) * lds + j, sizeof(V));
+      for (int k = 0; k < 8; ++k) std::memcpy(&r[k], src_row(i + k) + j, sizeof(V));
       detail::swap_blocks<4>(r);
       detail::swap_blocks<2>(r);
       detail::swap_blocks<1>(r);
       for (int k = 0; k < 8; ++k) {
         if (add) r[k] += add[j + k];
-        std::memcpy(dst + (j + k) * ldd + i, &r[k], sizeof(V));
+        std::memcpy(dst_row(j + k) + i, &r[k], sizeof(V));
       }
     }
   }
   // The edges: the last rows % 8 rows of src, then the last cols % 8 columns of the rest.
   for (index_t j = 0; j < cols; ++j) {
-    T* out = dst + j * ldd;
+    T* out = dst_row(j);
     for (index_t i = j < cols8 ? rows8 : 0; i < rows; ++i) {
-      out[i] = add ? src[i * lds + j] + add[j] : src[i * lds + j];
+      out[i] = add ? src_row(i)[j] + add[j] : src_row(i)[j];
     }
   }
 }

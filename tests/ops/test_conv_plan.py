@@ -47,6 +47,18 @@ def _channel_coverage(plan_product, n, c):
     return count
 
 
+def _check_winograd_items(plan_product, n, size):
+    """The Winograd route's items are groups of `images` images covering the batch; an image's
+    4x4 tiles go in `blocks` blocks of `length` (several images' tiles in one block)."""
+    images, tiles = plan_product["images"], (-(-size // 4)) ** 2
+    assert plan_product["items"] == -(-n // images) and plan_product["tile"]
+    if images > 1:
+        assert plan_product["blocks"] == 1 and plan_product["length"] == images * tiles
+    else:
+        blocks, length = plan_product["blocks"], plan_product["length"]
+        assert (blocks - 1) * length < tiles <= blocks * length
+
+
 GEOMETRIES = [
     # (N, C, H, FN, k, stride, pad)
     (200, 1, 28, 512, 3, 1, 1),  # many filters over one channel
@@ -72,10 +84,14 @@ def test_items_cover_every_output_once_within_the_budget(budget, budget_mib, geo
         product = plan[name]
         if product["algorithm"].startswith("shifted"):
             assert product["items"] == n and product["images"] == 1 and product["tile"]
+        elif product["algorithm"] == "winograd":
+            _check_winograd_items(product, n, ops.conv_output_size(h, k, s, p))
         else:
             np.testing.assert_array_equal(_coverage(product, n, positions), 1)
             assert product["tile"] is None
-    if not plan["grad_input"]["algorithm"].startswith("shifted"):
+    if plan["grad_input"]["algorithm"] == "winograd":
+        _check_winograd_items(plan["grad_input"], n, h)
+    elif not plan["grad_input"]["algorithm"].startswith("shifted"):
         np.testing.assert_array_equal(_channel_coverage(plan["grad_input"], n, c), 1)
     # Whatever N and FN, a pass's workspace fits the budget (with 1 MiB, less than a channel
     # of columns may not: those layers run over single-channel groups).

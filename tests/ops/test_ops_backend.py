@@ -96,16 +96,18 @@ def _algorithms(x_shape, w_shape, stride=1, pad=0):
 
 
 def test_conv2d_algorithms_by_geometry():
-    """The C++ backend names the algorithm of each product: the shifted route at stride 1
-    and at stride 2 (its backward from 4 input channels), a 1x1 kernel without unfolding,
-    im2col otherwise."""
+    """The C++ backend names the algorithm of each product: Winograd for 3x3 kernels at stride
+    1 and padding 1 from 16 channels, the shifted route at stride 1 and at stride 2 (its
+    backward from 4 input channels), a 1x1 kernel without unfolding, im2col otherwise."""
     shifted = {"shifted", "shifted by positions"}  # which one depends on the vector width
     deepconv_b = _algorithms((8, 32, 14, 14), (64, 32, 3, 3), pad=1)
-    assert deepconv_b["grad_weight"] == "shifted"
-    assert {deepconv_b["forward"], deepconv_b["grad_input"]} <= shifted
+    assert deepconv_b == dict.fromkeys(("forward", "grad_weight", "grad_input"), "winograd")
+    unpadded = _algorithms((8, 32, 14, 14), (64, 32, 3, 3), pad=0)
+    assert unpadded["grad_weight"] == "shifted"
+    assert {unpadded["forward"], unpadded["grad_input"]} <= shifted
     # 2 of every 6 positions of the padded rows are outputs: tiles by positions on any CPU.
     assert _algorithms((8, 16, 9, 6), (48, 16, 5, 5))["forward"] == "shifted by positions"
-    assert _algorithms((8, 64, 56, 56), (64, 64, 3, 3), pad=1) == dict.fromkeys(
+    assert _algorithms((8, 8, 56, 56), (8, 8, 3, 3), pad=1) == dict.fromkeys(
         ("forward", "grad_weight", "grad_input"), "shifted"
     )
     assert _algorithms((8, 1, 28, 28), (30, 1, 5, 5)) == {

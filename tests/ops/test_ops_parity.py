@@ -476,3 +476,83 @@ def test_batch_norm_backward_through_a_fused_relu(rng, dtype, shape):
         for got, want in zip(fused, apart, strict=True):
             check_dtypes(got, dtype)
             np.testing.assert_array_equal(got, want)
+
+
+# (C, FN, (H, W)) for the Winograd route (3x3, stride 1, padding 1): ResNet-20's three stages;
+# channel counts that fill whole vectors and ones that leave the last part empty (17, 9, 5,
+# 7), the products' tiles of one and of two vectors of output channels (FN = 20 and 48 with
+# AVX-512), more input channels than output and fewer, images of whole 4x4 tiles and images
+# whose last tiles overhang them by 1 to 3 rows or columns, a single position.
+WINOGRAD_CASES = [
+    (16, 16, (28, 28)),
+    (32, 32, (14, 14)),
+    (64, 64, (7, 7)),
+    (17, 9, (10, 13)),
+    (5, 7, (6, 4)),
+    (8, 24, (2, 3)),
+    (64, 20, (8, 5)),
+    (20, 48, (4, 18)),
+    (3, 4, (1, 1)),
+]
+
+
+@pytest.fixture
+def winograd_route():
+    core = ops._module_of("cpp")._core
+    core._force_conv_route("winograd")
+    yield
+    core._force_conv_route("planned")
+
+
+@pytest.mark.parametrize(("c", "fn", "size"), WINOGRAD_CASES)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_winograd(rng, dtype, threads, c, fn, size, winograd_route):
+    """F(4x4, 3x3): the forward pass and both gradients on the Winograd route agree with the
+    loop oracle, on one thread and on two."""
+    algorithms = _check_conv_on_threads(
+        rng, dtype, (3, c, *size), (fn, c, 3, 3), (1, 1), (1, 1), threads
+    )
+    assert set(algorithms.values()) == {"winograd"}
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "pad"),
+    [((3, 3), 1, 0), ((3, 3), 1, 2), ((3, 3), 2, 1), ((5, 5), 1, 1), ((1, 1), 1, 0), ((3, 1), 1, 1)],
+)
+def test_winograd_route_only_where_it_applies(kernel, stride, pad, winograd_route):
+    """Forced, the Winograd route still takes only 3x3 kernels at stride 1 and padding 1;
+    elsewhere the planner's route computes the product."""
+    x = np.zeros((3, 16, 12, 12), np.float32)
+    w = np.zeros((16, 16, *kernel), np.float32)
+    assert "winograd" not in ops.conv2d_algorithms(x, w, stride, pad).values()
+
+
+@pytest.mark.parametrize(
+    ("c", "size", "dtype", "expected"),
+    [
+        (16, 28, np.float32, "winograd"),
+        (32, 14, np.float32, "winograd"),
+        (64, 7, np.float32, "winograd"),
+        (8, 28, np.float32, "shifted"),
+        (128, 14, np.float32, "shifted"),
+        (16, 28, np.float64, "shifted"),
+    ],
+)
+def test_planner_takes_winograd_where_it_pays(c, size, dtype, expected):
+    """Planned on two threads, ResNet-20's stride-1 convolutions take the Winograd route for
+    the forward pass and both gradients; 8 channels (transforms that cost more than they
+    save), 128 (where it ran slower) and float64 stay on the shifted route."""
+    x = np.zeros((100, c, size, size), dtype)
+    w = np.zeros((c, c, 3, 3), dtype)
+    before = dlx.threads.get_num_threads()
+    dlx.threads.set_num_threads(2)
+    try:
+        algorithms = ops.conv2d_algorithms(x, w, 1, 1)
+    finally:
+        dlx.threads.set_num_threads(before)
+    if expected == "winograd":
+        assert set(algorithms.values()) == {"winograd"}
+    else:  # tiled by rows or by positions, as the vector width decides
+        assert algorithms["grad_weight"] == "shifted"
+        assert {algorithms["forward"], algorithms["grad_input"]} <= {"shifted", "shifted by positions"}

@@ -92,7 +92,7 @@ Shifted shifted_geometry(const Frame& f, const Window2d& win);
 
 // The geometry of the Winograd route (see conv_winograd.cpp): the output in 4x4 tiles (the
 // last row and column of them may overhang the image), taken `block` at a time, from one
-// image or, where an image has fewer than kWinogradBlock / 2, from a group of them; the image
+// image or, where an image has at most kWinogradBlock / 2, from a group of them; the image
 // padded by one position on the top and left and by zeros to whole tiles on the bottom and
 // right, position-major, a row of cld elements (the channels in whole vectors) per position;
 // the output position-major too, rows of kld, out_w positions a row.
@@ -108,23 +108,24 @@ struct WinogradGeometry {
   index_t workspace;  // elements of T a thread needs: four regions (see region())
 };
 
-// The most tiles a block of the Winograd route holds. Its 16 transformed windows (and
+// The most tiles a block of the Winograd route holds. Its 36 transformed windows (and
 // products) lie kWinogradBlock + 1 tiles apart, a constant, so that every load and store of a
-// window is a fixed displacement from one pointer; the extra tile keeps the 16 from lying a
-// whole number of pages apart (64 tiles of 16 floats are 4 KiB), where they would compete for
-// the same cache sets.
+// window is a fixed displacement from one pointer; the extra tile keeps the 36 from lying a
+// whole number of cache-set strides apart (32 tiles of 16 floats are 2 KiB, 64 are 4 KiB),
+// where they would compete for the same cache sets.
 constexpr index_t kWinogradBlock = 32;
 constexpr index_t kWinogradSpacing = kWinogradBlock + 1;
 
 // Tiles in the Winograd products' register tiles, with one and with two vectors of output
-// channels.
+// channels (R*V accumulators, V vectors of U and a broadcast element within the register
+// file; with 32 registers 30 x 1 and 24 x 1 ran slower than 16 x 1).
 constexpr int kWinogradTileRows1 = shifted::kRegisters == 32 ? 16 : 12;
 constexpr int kWinogradTileRows2 = shifted::kRegisters == 32 ? 12 : 6;
 
 template <typename T>
 WinogradGeometry winograd_geometry(index_t c_in, index_t k_out, index_t h, index_t w);
 
-// A thread's workspace holds up to three regions (an item's columns and output, say), each
+// A thread's workspace holds a few regions (an item's columns and output, say), each
 // starting on a cache line one line past a whole number of lines: regions read in lockstep
 // by a GEMM then never start a whole number of pages apart, where they would compete for the
 // same cache sets. region() is the distance from one region's start to the next.

@@ -75,7 +75,9 @@ std::vector<T> transform_kernels(index_t c_in, index_t k_out, index_t kld, Kerne
   for (index_t k = 0; k < k_out; ++k) {
     for (index_t c = 0; c < c_in; ++c) {
       T t[3][6];  // (G g)^T: column j of the kernel transformed
-      for (int j = 0; j < 3; ++j) kernel_transform(g(k, c, 0, j), g(k, c, 1, j), g(k, c, 2, j), t[j]);
+      for (int j = 0; j < 3; ++j) {
+        kernel_transform(g(k, c, 0, j), g(k, c, 1, j), g(k, c, 2, j), t[j]);
+      }
       for (int a = 0; a < 6; ++a) {  // (G g) G^T, row a
         T r[6];
         kernel_transform(t[0][a], t[1][a], t[2][a], r);
@@ -139,7 +141,8 @@ template <typename T>
 inline void gradient_transform(const Vec<T>* y, int step, Vec<T>* e) {
   const Vec<T> y0 = y[0], y1 = y[step], y2 = y[2 * step], y3 = y[3 * step];
   const Vec<T> two = T(2) - Vec<T>{}, four = T(4) - Vec<T>{}, eight = T(8) - Vec<T>{};
-  const Vec<T> even = y0 + y2, odd = y1 + y3, even4 = y0 + four * y2, odd8 = two * y1 + eight * y3;
+  const Vec<T> even = y0 + y2, odd = y1 + y3;
+  const Vec<T> even4 = y0 + four * y2, odd8 = two * y1 + eight * y3;
   e[0] = y0;
   e[1] = even + odd;
   e[2] = even - odd;
@@ -258,8 +261,7 @@ void product_columns(index_t count, index_t col, index_t columns, const T* v, in
 template <typename T>
 void block_products(const T* v, const T* u, const WinogradGeometry& g, index_t count, T* m) {
   constexpr int L = shifted::Tile<T>::lanes;
-  // Register tiles of R tiles by V vectors (R*V accumulators, V vectors of U and a broadcast
-  // element); with 32 registers, 16 x 1 and 12 x 2 ran fastest (docs/core.md).
+  // Register tiles of R tiles by V vectors of output channels (conv_plan.h).
   constexpr int R2 = kWinogradTileRows2, R1 = kWinogradTileRows1;
   const index_t pairs = g.kld / (2 * L) * (2 * L);  // columns in tiles of two vectors
   with_stride<T>(g.cld, [&](auto ld) {
@@ -415,7 +417,8 @@ inline PositionRows position_rows(const WinogradGeometry& g, index_t h, index_t 
 }
 
 // y (N, K, H, W) = the 3x3, padding 1 convolution of x (N, C, H, W) with the kernel g(k, c, i,
-// j), plus bias (unless null), one image an item.
+// j), plus bias (unless null). Each thread takes an equal run of the images, a group of them
+// (geo.group) at a time.
 template <typename T, typename Kernel>
 void winograd(const ProductPlan& plan, const T* x, index_t n, index_t c_in, index_t h,
               index_t w, index_t k_out, Kernel g, const T* bias, T* y,
@@ -518,7 +521,9 @@ void winograd_weights(const ProductPlan& plan, const T* dy, const T* x, T* dw, i
       const T* s = partial.data() + c * geo.kld + k;  // S_xi[c][k], xi = 6a + b
       const index_t xi_stride = c_in * geo.kld;
       T rows_g[6][3];  // S G, row a
-      for (int a = 0; a < 6; ++a) kernel_gradient(s + 6 * a * xi_stride, static_cast<int>(xi_stride), rows_g[a]);
+      for (int a = 0; a < 6; ++a) {
+        kernel_gradient(s + 6 * a * xi_stride, static_cast<int>(xi_stride), rows_g[a]);
+      }
       for (int j = 0; j < 3; ++j) {
         T column[3];  // G^T (S G), column j
         kernel_gradient(&rows_g[0][j], 3, column);

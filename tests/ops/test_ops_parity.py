@@ -518,7 +518,14 @@ def test_conv2d_winograd(rng, dtype, threads, c, fn, size, winograd_route):
 
 @pytest.mark.parametrize(
     ("kernel", "stride", "pad"),
-    [((3, 3), 1, 0), ((3, 3), 1, 2), ((3, 3), 2, 1), ((5, 5), 1, 1), ((1, 1), 1, 0), ((3, 1), 1, 1)],
+    [
+        ((3, 3), 1, 0),
+        ((3, 3), 1, 2),
+        ((3, 3), 2, 1),
+        ((5, 5), 1, 1),
+        ((1, 1), 1, 0),
+        ((3, 1), 1, 1),
+    ],
 )
 def test_winograd_route_only_where_it_applies(kernel, stride, pad, winograd_route):
     """Forced, the Winograd route still takes only 3x3 kernels at stride 1 and padding 1;
@@ -554,5 +561,6 @@ def test_planner_takes_winograd_where_it_pays(c, size, dtype, expected):
     if expected == "winograd":
         assert set(algorithms.values()) == {"winograd"}
     else:  # tiled by rows or by positions, as the vector width decides
+        shifted = {"shifted", "shifted by positions"}
         assert algorithms["grad_weight"] == "shifted"
-        assert {algorithms["forward"], algorithms["grad_input"]} <= {"shifted", "shifted by positions"}
+        assert {algorithms["forward"], algorithms["grad_input"]} <= shifted

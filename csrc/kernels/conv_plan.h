@@ -2,9 +2,9 @@
 // level's register tiles and the workspace budget, it decides for each of a convolution's
 // three products (forward, grad weight, grad input) which algorithm runs, how the work is cut
 // into items for the threads, the tile, and the workspace every thread needs. The executors
-// (conv_im2col.cpp, conv_shifted.cpp) carry a plan out and decide nothing; conv.cpp makes the
-// plan, leases its workspace and calls them. docs/core.md has the measurements behind each
-// threshold.
+// (conv_im2col.cpp, conv_shifted.cpp, conv_winograd.cpp) carry a plan out and decide nothing;
+// conv.cpp makes the plan, leases its workspace and calls them. docs/core.md has the
+// measurements behind each threshold.
 //
 // Notation: x (N, C, H, W), w (FN, C, KH, KW), y (N, FN, OH, OW), P = OH*OW positions,
 // CKK = C*KH*KW rows of the column matrix.
